@@ -1,0 +1,90 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Pipeline is the set of options of one `driver: sql` pipeline.
+type Pipeline struct {
+	Name string
+	// Connection names an entry of sql.connections ("default" when empty).
+	Connection string
+	// Queue is the name the pipeline's jobs are stored under (the pipeline name by default).
+	// Two pipelines with the same queue on the same connection share (and compete for) its jobs.
+	Queue    string
+	Priority int64
+	// Prefetch caps the jobs a node holds for this pipeline at once: claimed from the database and
+	// not yet answered by a PHP worker.
+	Prefetch int
+	// PollInterval is the idle poll period: how soon a job pushed by another node (or a delayed job)
+	// is seen when nothing wakes the consumer.
+	PollInterval time.Duration
+}
+
+// Option keys of a pipeline.
+const (
+	keyConnection   = "connection"
+	keyQueue        = "queue"
+	keyPriority     = "priority"
+	keyPrefetch     = "prefetch"
+	keyPollInterval = "poll_interval"
+)
+
+var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval}
+
+// declareOnlyKeys are set by RoadRunner (or the caller) in a jobs.Declare map beside our options.
+var declareOnlyKeys = []string{"driver", "name", "created_with_declare", "created_with_config"}
+
+var queueName = regexp.MustCompile(`^[A-Za-z0-9_.:\-/]{1,255}$`)
+
+// ParsePipeline validates a pipeline's `config:` map from .rr.yaml.
+func ParsePipeline(name string, raw map[string]any) (*Pipeline, error) {
+	return parsePipeline(name, raw, nil)
+}
+
+// ParseDeclared validates a pipeline created at runtime by jobs.Declare. RoadRunner passes every
+// value as a string except `priority` (int64), and keeps `driver` and `name` in the same map.
+func ParseDeclared(name string, raw map[string]any) (*Pipeline, error) {
+	return parsePipeline(name, raw, declareOnlyKeys)
+}
+
+func parsePipeline(name string, raw map[string]any, extraKeys []string) (*Pipeline, error) {
+	where := fmt.Sprintf("pipeline %q", name)
+	if strings.TrimSpace(name) == "" {
+		return nil, fmt.Errorf("pipeline name is empty: set `name` (jobs.Declare) or the key under jobs.pipelines")
+	}
+	o := newOptions(where, raw)
+	o.ignore(extraKeys...)
+	p := &Pipeline{Name: name}
+	p.Connection = o.String(keyConnection, DefaultConnection)
+	p.Queue = o.String(keyQueue, name)
+	if !queueName.MatchString(p.Queue) {
+		o.fail(keyQueue, "must be 1-255 characters of letters, digits, '_', '-', '.', ':' or '/', got %q", p.Queue)
+	}
+	p.Priority = o.Int(keyPriority, 10, -(1 << 20), 1<<20)
+	p.Prefetch = int(o.Int(keyPrefetch, 100, 1, 100_000))
+	p.PollInterval = o.Duration(keyPollInterval, time.Second, 10*time.Millisecond, time.Hour)
+	if err := o.Err(pipelineKeys); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Resolve finds the pipeline's connection, or says which connections exist.
+func (g *Global) Resolve(p *Pipeline) (*Connection, error) {
+	c, ok := g.Connections[p.Connection]
+	if !ok {
+		names := make([]string, 0, len(g.Connections))
+		for n := range g.Connections {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("pipeline %q: option \"connection\": unknown connection %q (defined in sql.connections: %s)",
+			p.Name, p.Connection, strings.Join(names, ", "))
+	}
+	return c, nil
+}

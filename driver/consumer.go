@@ -1,0 +1,93 @@
+package driver
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// consume claims jobs into the shared queue while the pipeline runs. It claims at most the free
+// prefetch, claims again at once after a full batch, and otherwise sleeps until nudged (local push,
+// freed prefetch, delayed job due) or until the poll interval passes (jobs pushed by other nodes).
+func (d *Driver) consume(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	poll := time.NewTimer(d.cfg.PollInterval)
+	defer poll.Stop()
+	failures := 0
+
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		free := int64(d.cfg.Prefetch) - d.outstanding.Load()
+		if free > 0 {
+			n, err := d.claim(ctx, int(free))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				failures++
+				backoff := retryDelay(failures)
+				d.log.Error("claim failed; retrying", zap.Duration("in", backoff), zap.Error(err))
+				if !sleepCtx(ctx, backoff) {
+					return
+				}
+				continue
+			case err == nil:
+				failures = 0
+				if int64(n) == free {
+					continue // the batch was full: there may be more
+				}
+			}
+		}
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		poll.Reset(d.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// claim reserves up to limit jobs and hands them to RoadRunner's queue; returns how many.
+func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
+	claimed, err := d.conn.Store.Claim(ctx, d.cfg.Queue, d.conn.NodeID, limit, time.Now())
+	if err != nil || len(claimed) == 0 {
+		return 0, err
+	}
+	d.outstanding.Add(int64(len(claimed)))
+	for i := range claimed {
+		j := d.newJob(claimed[i])
+		if j.AutoAck {
+			// At-most-once: the job leaves the database as it leaves for the worker.
+			d.acks.add(j.Fence)
+		}
+		d.pq.Insert(j)
+	}
+	return len(claimed), nil
+}
+
+// retryDelay is exponential backoff with jitter, from 100 ms up to 10 s.
+func retryDelay(failures int) time.Duration {
+	base := 100 * time.Millisecond << min(failures-1, 7)
+	base = min(base, 10*time.Second)
+	return base/2 + rand.N(base/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

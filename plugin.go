@@ -1,0 +1,134 @@
+// Package sqljobs is the RoadRunner plugin `sql`: a jobs driver whose jobs persist in SQLite
+// (the zero-config default), PostgreSQL or MySQL/MariaDB. This file only wires configuration,
+// connections and drivers together; each concern lives in its own package.
+package sqljobs
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
+	"github.com/roadrunner-server/endure/v2/dep"
+	"github.com/rr-sql/sqljobs/config"
+	"github.com/rr-sql/sqljobs/driver"
+	"github.com/rr-sql/sqljobs/pipeline"
+	jprop "go.opentelemetry.io/contrib/propagators/jaeger"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap"
+)
+
+// PluginName is both the Endure plugin name and the `driver:` value of a pipeline.
+const PluginName = "sql"
+
+// Configurer is the part of RoadRunner's config plugin this plugin uses.
+type Configurer interface {
+	UnmarshalKey(name string, out any) error
+	Has(name string) bool
+}
+
+// Logger is the part of RoadRunner's logger plugin this plugin uses.
+type Logger interface {
+	NamedLogger(name string) *zap.Logger
+}
+
+// Tracer is what the otel plugin provides when it is present.
+type Tracer interface {
+	Tracer() *sdktrace.TracerProvider
+}
+
+// Plugin is the Endure plugin.
+type Plugin struct {
+	cfg      Configurer
+	log      *zap.Logger
+	tracer   *sdktrace.TracerProvider
+	prop     propagation.TextMapPropagator
+	registry *pipeline.Registry
+}
+
+// Init validates the `sql:` section (absent is fine: pipelines then use an SQLite file).
+func (p *Plugin) Init(cfg Configurer, log Logger) error {
+	p.cfg = cfg
+	p.log = log.NamedLogger(PluginName)
+	var raw map[string]any
+	if cfg.Has(PluginName) {
+		if err := cfg.UnmarshalKey(PluginName, &raw); err != nil {
+			return fmt.Errorf("sql: read configuration: %w", err)
+		}
+	}
+	global, err := config.ParseGlobal(raw)
+	if err != nil {
+		return err
+	}
+	p.registry = pipeline.NewRegistry(global, p.log)
+	p.tracer = sdktrace.NewTracerProvider()
+	// The same propagators as RoadRunner's other drivers, so a trace crosses the queue.
+	p.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}, jprop.Jaeger{})
+	otel.SetTextMapPropagator(p.prop)
+	return nil
+}
+
+// Name is the plugin name.
+func (p *Plugin) Name() string { return PluginName }
+
+// Collects takes the tracer of the otel plugin when it is present.
+func (p *Plugin) Collects() []*dep.In {
+	return []*dep.In{
+		dep.Fits(func(pp any) {
+			p.tracer = pp.(Tracer).Tracer()
+		}, (*Tracer)(nil)),
+	}
+}
+
+// DriverFromConfig builds a pipeline declared in .rr.yaml (its options under configKey).
+func (p *Plugin) DriverFromConfig(configKey string, pq jobs.Queue, pipe jobs.Pipeline) (jobs.Driver, error) {
+	var raw map[string]any
+	if p.cfg.Has(configKey) {
+		if err := p.cfg.UnmarshalKey(configKey, &raw); err != nil {
+			return nil, fmt.Errorf("pipeline %q: read %s: %w", pipe.Name(), configKey, err)
+		}
+	}
+	pc, err := config.ParsePipeline(pipe.Name(), raw)
+	if err != nil {
+		return nil, err
+	}
+	return p.newDriver(pc, pq)
+}
+
+// DriverFromPipeline builds a pipeline created at runtime by jobs.Declare.
+func (p *Plugin) DriverFromPipeline(pipe jobs.Pipeline, pq jobs.Queue) (jobs.Driver, error) {
+	raw, err := declaredOptions(pipe)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := config.ParseDeclared(pipe.Name(), raw)
+	if err != nil {
+		return nil, err
+	}
+	return p.newDriver(pc, pq)
+}
+
+func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (jobs.Driver, error) {
+	conn, err := p.registry.Acquire(context.Background(), pc)
+	if err != nil {
+		return nil, err
+	}
+	return driver.New(pc, conn, pq, p.log, p.prop), nil
+}
+
+// declaredOptions reads the option map of a declared pipeline. The jobs.Pipeline interface has no
+// way to list its keys, and every key must be seen to reject unknown ones; RoadRunner's
+// implementation is a map type, which reflection can walk.
+func declaredOptions(pipe jobs.Pipeline) (map[string]any, error) {
+	v := reflect.ValueOf(pipe)
+	if v.Kind() != reflect.Map || v.Type().Key().Kind() != reflect.String {
+		return nil, fmt.Errorf("pipeline %q: cannot read declared options from %T", pipe.Name(), pipe)
+	}
+	out := make(map[string]any, v.Len())
+	for it := v.MapRange(); it.Next(); {
+		out[it.Key().String()] = it.Value().Interface()
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed migrations
+var migrationFS embed.FS
+
+// Migration is one versioned schema step of a dialect.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations lists a dialect's embedded migrations in order (also what a DBA can print and apply by hand).
+func Migrations(dialectName string) ([]Migration, error) {
+	dir := path.Join("migrations", dialectName)
+	entries, err := fs.ReadDir(migrationFS, dir)
+	if err != nil {
+		return nil, fmt.Errorf("no migrations for dialect %q: %w", dialectName, err)
+	}
+	var out []Migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("migration file %s: name must be NNNN_description.sql", name)
+		}
+		body, err := fs.ReadFile(migrationFS, path.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Migration{Version: v, Name: name, SQL: string(body)})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Version < out[b].Version })
+	return out, nil
+}
+
+// migrate applies the migrations the database lacks, each in its own transaction with its version row,
+// so a crash between two leaves a consistent, resumable schema.
+func (s *sqlStore) migrate(ctx context.Context) error {
+	migrations, err := Migrations(s.d.name)
+	if err != nil {
+		return err
+	}
+	if _, err = s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS rr_schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create rr_schema_migrations: %w", err)
+	}
+	for _, m := range migrations {
+		if err := s.applyMigration(ctx, m); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *sqlStore) applyMigration(ctx context.Context, m Migration) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var n int
+	if err = tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM rr_schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err = tx.ExecContext(ctx, m.SQL); err != nil {
+		return err
+	}
+	if _, err = tx.ExecContext(ctx, s.q(`INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+		m.Version, m.Name, time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // pure Go SQLite: RoadRunner builds are CGO_ENABLED=0
+)
+
+// SQLiteOptions are the connection settings of an SQLite file.
+type SQLiteOptions struct {
+	Path         string
+	Synchronous  string // full | normal | off
+	BusyTimeout  time.Duration
+	MaxReadConns int
+}
+
+var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim}
+
+// sqliteClaim reserves and returns a batch in one statement. The subquery walks the partial claim
+// index in (priority, available_at, id) order and stops after limit rows.
+func sqliteClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
+	rows, err := s.w.QueryContext(ctx, `UPDATE rr_jobs
+		SET reserved_by = ?, claim_token = ?, reserved_at = ?, attempts = attempts + 1
+		WHERE id IN (
+			SELECT id FROM rr_jobs
+			WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
+			ORDER BY priority, available_at, id
+			LIMIT ?)
+		RETURNING `+claimedColumns, node, token, now, queue, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanClaimed(rows, token)
+}
+
+// OpenSQLite opens (creating if needed) an SQLite file in WAL mode and applies the migrations.
+func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
+	if dir := filepath.Dir(o.Path); dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("sqlite file %s: directory %s does not exist (create it, or point dsn at a writable directory)", o.Path, dir)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	q.Add("_pragma", "foreign_keys(on)")
+	// Writers take the write lock at BEGIN: a deferred transaction that later writes fails with
+	// SQLITE_BUSY at once instead of waiting for busy_timeout.
+	q.Set("_txlock", "immediate")
+	dsn := o.Path + "?" + q.Encode()
+
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite file %s: %w", o.Path, err)
+	}
+	// One writer at a time is all SQLite allows; queueing writers in Go is cheaper than busy waits.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open sqlite file %s: %w", o.Path, err)
+	}
+	r.SetMaxOpenConns(max(o.MaxReadConns, 1))
+
+	s := &sqlStore{d: sqliteDialect, w: w, r: r}
+	if err := w.PingContext(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite file %s cannot be opened for writing (check the path and its permissions): %w", o.Path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite file %s: %w", o.Path, err)
+	}
+	return s, nil
+}

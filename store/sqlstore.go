@@ -1,0 +1,395 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// dialect is what differs between databases. Shared statements are written with `?`
+// placeholders and rebound for dialects that number them.
+type dialect struct {
+	name string
+	// numbered placeholders ($1, $2, ...) instead of ?
+	numbered bool
+	// claim reserves up to limit jobs and returns them (in any order).
+	claim func(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error)
+}
+
+// sqlStore implements Store on database/sql for every dialect.
+type sqlStore struct {
+	d dialect
+	// w takes every write; r serves counts. They are the same pool except on SQLite, where writes go
+	// through one connection (one writer at a time) and reads use a pool of their own.
+	w, r   *sql.DB
+	closed atomic.Bool
+}
+
+func (s *sqlStore) Dialect() string { return s.d.name }
+
+// q rebinds a statement written with ? placeholders for the dialect.
+func (s *sqlStore) q(query string) string {
+	if !s.d.numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (s *sqlStore) check() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+func encodeHeaders(h map[string][]string) ([]byte, error) {
+	if len(h) == 0 {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(h)
+}
+
+func decodeHeaders(b []byte) (map[string][]string, error) {
+	h := map[string][]string{}
+	if len(b) == 0 {
+		return h, nil
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("decode headers: %w", err)
+	}
+	return h, nil
+}
+
+func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	headers, err := encodeHeaders(j.Headers)
+	if err != nil {
+		return fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
+	}
+	now := time.Now()
+	available := j.AvailableAt
+	if available.IsZero() {
+		available = now
+	}
+	payload := j.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	_, err = s.w.ExecContext(ctx, s.q(`INSERT INTO rr_jobs
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, attempts, auto_ack)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`),
+		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, ms(available), ms(now), j.AutoAck)
+	if err != nil {
+		return fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) Claim(ctx context.Context, queue, node string, limit int, now time.Time) ([]Job, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	// A fresh random token per claim: even a node that claims the same row twice can tell its claims apart.
+	token := rand.Int64N(1<<62) + 1
+	jobs, err := s.d.claim(ctx, s, queue, node, token, limit, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("claim from queue %s: %w", queue, err)
+	}
+	sort.Slice(jobs, func(a, b int) bool {
+		x, y := jobs[a], jobs[b]
+		if x.Priority != y.Priority {
+			return x.Priority < y.Priority
+		}
+		if !x.AvailableAt.Equal(y.AvailableAt) {
+			return x.AvailableAt.Before(y.AvailableAt)
+		}
+		return x.Row < y.Row
+	})
+	return jobs, nil
+}
+
+// claimedColumns is the column list every dialect's claim returns, in scanClaimed's order.
+const claimedColumns = `id, job_id, name, payload, headers, priority, available_at, attempts, auto_ack`
+
+func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		var (
+			j         Job
+			headers   []byte
+			available int64
+		)
+		if err := rows.Scan(&j.Row, &j.JobID, &j.Name, &j.Payload, &headers, &j.Priority, &available, &j.Attempts, &j.AutoAck); err != nil {
+			return nil, err
+		}
+		h, err := decodeHeaders(headers)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", j.JobID, err)
+		}
+		j.Headers = h
+		j.Token = token
+		j.AvailableAt = time.UnixMilli(available)
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// execFenced runs one fenced statement per fence in a single transaction and returns rows affected.
+func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	if len(fences) == 0 {
+		return 0, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	var total int64
+	for _, f := range fences {
+		res, err := stmt.ExecContext(ctx, f.Row, f.Token)
+		if err != nil {
+			return 0, err
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, tx.Commit()
+}
+
+func (s *sqlStore) Ack(ctx context.Context, fences []Fence) (int64, error) {
+	n, err := s.execFenced(ctx, `DELETE FROM rr_jobs WHERE id = ? AND claim_token = ?`, fences)
+	if err != nil {
+		return 0, fmt.Errorf("ack %d jobs: %w", len(fences), err)
+	}
+	return n, nil
+}
+
+func (s *sqlStore) Release(ctx context.Context, fences []Fence) (int64, error) {
+	n, err := s.execFenced(ctx, `UPDATE rr_jobs
+		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, attempts = attempts - 1
+		WHERE id = ? AND claim_token = ?`, fences)
+	if err != nil {
+		return 0, fmt.Errorf("release %d jobs: %w", len(fences), err)
+	}
+	return n, nil
+}
+
+func (s *sqlStore) Requeue(ctx context.Context, f Fence, headers map[string][]string, availableAt time.Time) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	h, err := encodeHeaders(headers)
+	if err != nil {
+		return false, fmt.Errorf("requeue: encode headers: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_jobs
+		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, headers = ?, available_at = ?
+		WHERE id = ? AND claim_token = ?`), h, ms(availableAt), f.Row, f.Token)
+	if err != nil {
+		return false, fmt.Errorf("requeue: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, now time.Time) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("fail job: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO rr_failed_jobs
+		(queue, job_id, name, payload, headers, priority, attempts, error, failed_at)
+		SELECT queue, job_id, name, payload, headers, priority, attempts, ?, ?
+		FROM rr_jobs WHERE id = ? AND claim_token = ?`), reason, ms(now), f.Row, f.Token)
+	if err != nil {
+		return false, fmt.Errorf("fail job: copy to failed jobs: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_jobs WHERE id = ? AND claim_token = ?`), f.Row, f.Token); err != nil {
+		return false, fmt.Errorf("fail job: delete: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
+		return false, fmt.Errorf("fail job: commit: %w", err)
+	}
+	return true, nil
+}
+
+func (s *sqlStore) Counts(ctx context.Context, queue string, now time.Time) (Counts, error) {
+	var c Counts
+	if err := s.check(); err != nil {
+		return c, err
+	}
+	// Two index-only counts: the claim index for ready/delayed, the reserved index for reserved.
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT
+			COALESCE(SUM(CASE WHEN available_at <= ? THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN available_at > ? THEN 1 ELSE 0 END), 0)
+		FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`), ms(now), ms(now), queue).Scan(&c.Ready, &c.Delayed)
+	if err != nil {
+		return c, fmt.Errorf("count jobs of queue %s: %w", queue, err)
+	}
+	err = s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL`), queue).Scan(&c.Reserved)
+	if err != nil {
+		return c, fmt.Errorf("count reserved jobs of queue %s: %w", queue, err)
+	}
+	return c, nil
+}
+
+func (s *sqlStore) FailedCount(ctx context.Context, queue string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM rr_failed_jobs WHERE queue = ?`), queue).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count failed jobs of queue %s: %w", queue, err)
+	}
+	return n, nil
+}
+
+func (s *sqlStore) RegisterNode(ctx context.Context, n Node, now time.Time) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO rr_nodes (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)`),
+		n.ID, n.Host, n.PID, ms(now), ms(now))
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) Heartbeat(ctx context.Context, node string, now time.Time) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_nodes SET heartbeat_at = ? WHERE id = ?`), ms(now), node)
+	if err != nil {
+		return false, fmt.Errorf("heartbeat of node %s: %w", node, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (s *sqlStore) Nodes(ctx context.Context) ([]Node, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, host, pid, heartbeat_at FROM rr_nodes`)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		var (
+			n  Node
+			hb int64
+		)
+		if err := rows.Scan(&n.ID, &n.Host, &n.PID, &hb); err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		n.HeartbeatAt = time.UnixMilli(hb)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// releaseOrphans returns to ready the jobs reserved by nodes that are no longer registered.
+// The attempt they were delivered on still counts: the job may have run.
+const releaseOrphans = `UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL
+	WHERE reserved_by IS NOT NULL AND reserved_by NOT IN (SELECT id FROM rr_nodes)`
+
+func (s *sqlStore) Reap(ctx context.Context, staleBefore time.Time, dead []string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("reap nodes: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE heartbeat_at < ?`), ms(staleBefore)); err != nil {
+		return 0, fmt.Errorf("reap stale nodes: %w", err)
+	}
+	for _, id := range dead {
+		if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE id = ?`), id); err != nil {
+			return 0, fmt.Errorf("reap node %s: %w", id, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, releaseOrphans)
+	if err != nil {
+		return 0, fmt.Errorf("release jobs of dead nodes: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
+}
+
+func (s *sqlStore) RemoveNode(ctx context.Context, node string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("remove node %s: %w", node, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE id = ?`), node); err != nil {
+		return 0, fmt.Errorf("remove node %s: %w", node, err)
+	}
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL
+		WHERE reserved_by = ?`), node)
+	if err != nil {
+		return 0, fmt.Errorf("release jobs of node %s: %w", node, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
+}
+
+func (s *sqlStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	err := s.w.Close()
+	if s.r != s.w {
+		if errR := s.r.Close(); err == nil {
+			err = errR
+		}
+	}
+	return err
+}
