@@ -1,0 +1,148 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseGlobalDefaultsToSQLiteFile(t *testing.T) {
+	g, err := ParseGlobal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Connections[DefaultConnection]
+	if c == nil || c.Dialect != SQLite || c.DSN != DefaultSQLiteFile || c.Synchronous != "full" {
+		t.Fatalf("default connection = %+v, want sqlite %s with synchronous=full", c, DefaultSQLiteFile)
+	}
+}
+
+func TestParseGlobalErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		name string
+		raw  map[string]any
+		want []string
+	}{
+		{"unknown dialect", map[string]any{"connections": map[string]any{"main": map[string]any{"dialect": "oracle", "dsn": "x"}}},
+			[]string{`sql.connections.main: option "dialect"`, "sqlite, postgres, mysql", `"oracle"`}},
+		{"unknown key", map[string]any{"connections": map[string]any{"main": map[string]any{"dsn": "a.db", "pool": 3}}},
+			[]string{`unknown option "pool"`, "allowed: dialect, dsn"}},
+		{"missing dsn", map[string]any{"connections": map[string]any{"pg": map[string]any{"dialect": "postgres"}}},
+			[]string{`sql.connections.pg: option "dsn": is required`}},
+		{"bad duration", map[string]any{"connections": map[string]any{"main": map[string]any{"heartbeat_interval": "soon"}}},
+			[]string{`option "heartbeat_interval"`, `duration string`}},
+		{"unknown top key", map[string]any{"conections": map[string]any{}},
+			[]string{`sql: unknown option "conections"`}},
+		{"ttl below two heartbeats", map[string]any{"connections": map[string]any{"main": map[string]any{"heartbeat_interval": "2s", "node_ttl": "3s"}}},
+			[]string{`"node_ttl"`, "twice heartbeat_interval"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseGlobal(tc.raw)
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDialectFromDSN(t *testing.T) {
+	g, err := ParseGlobal(map[string]any{"connections": map[string]any{
+		"pg": map[string]any{"dsn": "postgres://u:secret@127.0.0.1:5432/db"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Connections["pg"].Dialect; got != Postgres {
+		t.Fatalf("dialect = %q, want postgres", got)
+	}
+	if r := g.Connections["pg"].Redacted(); strings.Contains(r, "secret") {
+		t.Fatalf("redacted DSN %q still holds the password", r)
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	for in, secret := range map[string]string{
+		"postgres://rr:hunter2@127.0.0.1/db":        "hunter2",
+		"host=x user=rr password=hunter2 dbname=db": "hunter2",
+		"rr:hunter2@tcp(127.0.0.1:3306)/rr":         "hunter2",
+	} {
+		if out := RedactDSN(in); strings.Contains(out, secret) {
+			t.Errorf("RedactDSN(%q) = %q still holds the password", in, out)
+		}
+	}
+}
+
+func TestParsePipelineDefaultsAndTypes(t *testing.T) {
+	p, err := ParsePipeline("emails", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Pipeline{Name: "emails", Connection: DefaultConnection, Queue: "emails", Priority: 10, Prefetch: 100, PollInterval: time.Second}
+	if *p != want {
+		t.Fatalf("defaults = %+v, want %+v", *p, want)
+	}
+	p, err = ParsePipeline("emails", map[string]any{"priority": 3, "prefetch": 50.0, "queue": "mail", "poll_interval": "250ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Priority != 3 || p.Prefetch != 50 || p.Queue != "mail" || p.PollInterval != 250*time.Millisecond {
+		t.Fatalf("parsed = %+v", *p)
+	}
+}
+
+func TestParseDeclaredStrings(t *testing.T) {
+	// jobs.Declare gives strings, except priority which RoadRunner converts to int64.
+	p, err := ParseDeclared("dyn", map[string]any{"driver": "sql", "name": "dyn", "priority": int64(2), "prefetch": "7", "poll_interval": "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Priority != 2 || p.Prefetch != 7 {
+		t.Fatalf("parsed = %+v", *p)
+	}
+}
+
+func TestParsePipelineErrors(t *testing.T) {
+	cases := map[string]struct {
+		raw  map[string]any
+		want []string
+	}{
+		"unknown":       {map[string]any{"prefech": 3}, []string{`pipeline "p": unknown option "prefech"`, "allowed: connection, queue, priority, prefetch, poll_interval"}},
+		"wrong type":    {map[string]any{"prefetch": "many"}, []string{`option "prefetch"`, "integer between 1 and 100000", `"many"`}},
+		"out of range":  {map[string]any{"prefetch": 0}, []string{`option "prefetch"`, "got 0"}},
+		"bad queue":     {map[string]any{"queue": "a b"}, []string{`option "queue"`}},
+		"bad duration":  {map[string]any{"poll_interval": 5}, []string{`option "poll_interval"`, "duration string"}},
+		"fraction":      {map[string]any{"priority": 1.5}, []string{`option "priority"`}},
+		"two at a time": {map[string]any{"prefetch": -1, "x": 1}, []string{`option "prefetch"`, `unknown option "x"`}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParsePipeline("p", tc.raw)
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	// Declared pipelines also reject keys they do not know.
+	if _, err := ParseDeclared("d", map[string]any{"driver": "sql", "bogus": "1"}); err == nil || !strings.Contains(err.Error(), `unknown option "bogus"`) {
+		t.Fatalf("declared unknown option: err = %v", err)
+	}
+}
+
+func TestResolveUnknownConnection(t *testing.T) {
+	g, _ := ParseGlobal(nil)
+	_, err := g.Resolve(&Pipeline{Name: "p", Connection: "nope"})
+	if err == nil || !strings.Contains(err.Error(), `unknown connection "nope"`) || !strings.Contains(err.Error(), "default") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,283 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// backends opens one empty store per database the suite runs on. Every case below runs on each:
+// the behaviour the driver relies on must not depend on the database.
+func backends(t *testing.T) map[string]func(t *testing.T) Store {
+	return map[string]func(t *testing.T) Store{
+		"sqlite": func(t *testing.T) Store {
+			s, err := OpenSQLite(context.Background(), SQLiteOptions{
+				Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "normal", BusyTimeout: 5 * time.Second, MaxReadConns: 2,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+	}
+}
+
+func forEachBackend(t *testing.T, run func(t *testing.T, s Store)) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) { run(t, open(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+func mustInsert(t *testing.T, s Store, j NewJob) {
+	t.Helper()
+	if j.Queue == "" {
+		j.Queue = "q"
+	}
+	if j.Name == "" {
+		j.Name = "Job"
+	}
+	if err := s.Insert(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ids(jobs []Job) []string {
+	out := make([]string, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.JobID
+	}
+	return out
+}
+
+func TestClaimOrderPriorityThenFIFO(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for i, p := range []int64{5, 1, 5, 1, 3} {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprintf("j%d", i), Priority: p, Payload: []byte("x")})
+		}
+		got, err := s.Claim(ctx, "q", "n1", 10, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"j1", "j3", "j4", "j0", "j2"}
+		if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
+			t.Fatalf("claim order = %v, want %v", ids(got), want)
+		}
+		if got[0].Attempts != 1 {
+			t.Fatalf("attempts after first claim = %d, want 1", got[0].Attempts)
+		}
+		again, _ := s.Claim(ctx, "q", "n2", 10, time.Now())
+		if len(again) != 0 {
+			t.Fatalf("reserved jobs claimed twice: %v", ids(again))
+		}
+	})
+}
+
+func TestClaimLimitAndQueues(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for i := range 5 {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i), Queue: "a"})
+		}
+		mustInsert(t, s, NewJob{JobID: "other", Queue: "b"})
+		got, _ := s.Claim(ctx, "a", "n", 3, time.Now())
+		if len(got) != 3 {
+			t.Fatalf("claimed %d, want 3", len(got))
+		}
+		c, _ := s.Counts(ctx, "a", time.Now())
+		if c != (Counts{Ready: 2, Reserved: 3}) {
+			t.Fatalf("counts = %+v", c)
+		}
+	})
+}
+
+func TestDelayedJobsWaitAndSameSecondSurvive(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		due := time.Now().Add(time.Hour)
+		for i := range 50 {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i), AvailableAt: due})
+		}
+		if got, _ := s.Claim(ctx, "q", "n", 100, time.Now()); len(got) != 0 {
+			t.Fatalf("claimed %d delayed jobs before their time", len(got))
+		}
+		c, _ := s.Counts(ctx, "q", time.Now())
+		if c.Delayed != 50 || c.Ready != 0 {
+			t.Fatalf("counts = %+v, want 50 delayed", c)
+		}
+		got, _ := s.Claim(ctx, "q", "n", 100, due.Add(time.Millisecond))
+		if len(got) != 50 {
+			t.Fatalf("claimed %d jobs due in the same millisecond, want all 50", len(got))
+		}
+	})
+}
+
+func TestAckIsFenced(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		mustInsert(t, s, NewJob{JobID: "a"})
+		first, _ := s.Claim(ctx, "q", "n1", 1, time.Now())
+		// The job goes back and another claim takes it: the first holder's ack must not delete it.
+		if n, _ := s.Release(ctx, []Fence{first[0].Fence}); n != 1 {
+			t.Fatalf("released %d, want 1", n)
+		}
+		second, _ := s.Claim(ctx, "q", "n2", 1, time.Now())
+		if len(second) != 1 || second[0].Attempts != 1 {
+			t.Fatalf("second claim = %+v (a release must not count an attempt)", second)
+		}
+		if n, _ := s.Ack(ctx, []Fence{first[0].Fence}); n != 0 {
+			t.Fatalf("stale ack deleted %d rows", n)
+		}
+		if n, _ := s.Ack(ctx, []Fence{second[0].Fence}); n != 1 {
+			t.Fatalf("ack deleted %d rows, want 1", n)
+		}
+		c, _ := s.Counts(ctx, "q", time.Now())
+		if c != (Counts{}) {
+			t.Fatalf("counts after ack = %+v", c)
+		}
+	})
+}
+
+func TestRequeueStoresHeadersAndDelay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		mustInsert(t, s, NewJob{JobID: "a", Headers: map[string][]string{"k": {"1"}}})
+		got, _ := s.Claim(ctx, "q", "n", 1, time.Now())
+		later := time.Now().Add(2 * time.Second)
+		ok, err := s.Requeue(ctx, got[0].Fence, map[string][]string{"k": {"1"}, "retry": {"yes"}}, later)
+		if err != nil || !ok {
+			t.Fatalf("requeue = %v, %v", ok, err)
+		}
+		if ok, _ := s.Requeue(ctx, got[0].Fence, nil, time.Now()); ok {
+			t.Fatal("a second requeue with the same fence succeeded")
+		}
+		if again, _ := s.Claim(ctx, "q", "n", 1, time.Now()); len(again) != 0 {
+			t.Fatal("requeued job claimable before its delay")
+		}
+		again, _ := s.Claim(ctx, "q", "n", 1, later.Add(time.Millisecond))
+		if len(again) != 1 || again[0].Headers["retry"][0] != "yes" || again[0].Headers["k"][0] != "1" || again[0].Attempts != 2 {
+			t.Fatalf("requeued job = %+v", again)
+		}
+	})
+}
+
+func TestFailMovesToFailedJobs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		mustInsert(t, s, NewJob{JobID: "a"})
+		got, _ := s.Claim(ctx, "q", "n", 1, time.Now())
+		ok, err := s.Fail(ctx, got[0].Fence, "boom", time.Now())
+		if err != nil || !ok {
+			t.Fatalf("fail = %v, %v", ok, err)
+		}
+		if ok, _ := s.Fail(ctx, got[0].Fence, "again", time.Now()); ok {
+			t.Fatal("failed twice with one fence")
+		}
+		n, _ := s.FailedCount(ctx, "q")
+		c, _ := s.Counts(ctx, "q", time.Now())
+		if n != 1 || c != (Counts{}) {
+			t.Fatalf("failed = %d, counts = %+v", n, c)
+		}
+	})
+}
+
+func TestReapReturnsJobsOfDeadNodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		now := time.Now()
+		for _, id := range []string{"alive", "stale", "crashed"} {
+			if err := s.RegisterNode(ctx, Node{ID: id, Host: "h", PID: 1}, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 3 {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i)})
+		}
+		for _, id := range []string{"alive", "stale", "crashed"} {
+			if got, _ := s.Claim(ctx, "q", id, 1, time.Now()); len(got) != 1 {
+				t.Fatalf("node %s claimed %d", id, len(got))
+			}
+		}
+		later := now.Add(time.Minute)
+		if ok, _ := s.Heartbeat(ctx, "alive", later); !ok {
+			t.Fatal("heartbeat of a registered node reported it gone")
+		}
+		released, err := s.Reap(ctx, later.Add(-30*time.Second), []string{"crashed"})
+		if err != nil || released != 2 {
+			t.Fatalf("reap released %d (%v), want 2", released, err)
+		}
+		if ok, _ := s.Heartbeat(ctx, "stale", later); ok {
+			t.Fatal("a reaped node's heartbeat still finds its row")
+		}
+		c, _ := s.Counts(ctx, "q", later)
+		if c.Ready != 2 || c.Reserved != 1 {
+			t.Fatalf("counts = %+v, want 2 ready and the live node's 1 reserved", c)
+		}
+		if n, _ := s.RemoveNode(ctx, "alive"); n != 1 {
+			t.Fatalf("RemoveNode released %d, want 1", n)
+		}
+	})
+}
+
+func TestConcurrentClaimsTakeEachJobOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		const total = 2000
+		for i := range total {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i)})
+		}
+		var (
+			mu   sync.Mutex
+			seen = map[string]int{}
+			wg   sync.WaitGroup
+		)
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					got, err := s.Claim(ctx, "q", fmt.Sprint("n", w), 25, time.Now())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, j := range got {
+						seen[j.JobID]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != total {
+			t.Fatalf("claimed %d distinct jobs, want %d", len(seen), total)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Fatalf("job %s claimed %d times", id, n)
+			}
+		}
+	})
+}
+
+func TestMigrationsAreIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	for range 2 {
+		s, err := OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal", BusyTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
+	}
+}
+
+func TestOpenSQLiteInMissingDirectoryNamesIt(t *testing.T) {
+	_, err := OpenSQLite(ctx, SQLiteOptions{Path: "/nonexistent-dir/x/jobs.db", Synchronous: "full"})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent-dir/x") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
