@@ -115,7 +115,7 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (jobs.Driver, err
 	if err != nil {
 		return nil, err
 	}
-	return driver.New(pc, conn, pq, p.log, p.prop), nil
+	return driver.New(pc, conn, pq, p.log, p.tracer, p.prop), nil
 }
 
 // declaredOptions reads the option map of a declared pipeline. The jobs.Pipeline interface has no

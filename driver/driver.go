@@ -32,11 +32,12 @@ var _ jobs.Driver = (*Driver)(nil)
 
 // Driver is one pipeline.
 type Driver struct {
-	cfg  *config.Pipeline
-	conn *pipeline.Conn
-	pq   jobs.Queue
-	log  *zap.Logger
-	prop propagation.TextMapPropagator
+	cfg    *config.Pipeline
+	conn   *pipeline.Conn
+	pq     jobs.Queue
+	log    *zap.Logger
+	tracer trace.TracerProvider
+	prop   propagation.TextMapPropagator
 
 	// outstanding counts jobs claimed and not yet answered (in the shared queue or at a worker);
 	// the consumer never lets it exceed cfg.Prefetch.
@@ -60,14 +61,15 @@ type Driver struct {
 }
 
 // New builds a pipeline's driver on an acquired connection; the consumer starts on Run or Resume.
-func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, log *zap.Logger, prop propagation.TextMapPropagator) *Driver {
+func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, log *zap.Logger, tracer trace.TracerProvider, prop propagation.TextMapPropagator) *Driver {
 	d := &Driver{
-		cfg:  cfg,
-		conn: conn,
-		pq:   pq,
-		log:  log.With(zap.String("pipeline", cfg.Name)),
-		prop: prop,
-		wake: make(chan struct{}, 1),
+		cfg:    cfg,
+		conn:   conn,
+		pq:     pq,
+		log:    log.With(zap.String("pipeline", cfg.Name)),
+		tracer: tracer,
+		prop:   prop,
+		wake:   make(chan struct{}, 1),
 	}
 	d.idle = sync.NewCond(&d.idleMu)
 	d.acks = newAcker(conn.Store, d.log)
@@ -76,7 +78,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, log *zap.Logg
 
 // Push stores a job; it is committed when Push returns.
 func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
-	ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer(tracerName).Start(ctx, "sql_push")
+	ctx, span := d.tracer.Tracer(tracerName).Start(ctx, "sql_push")
 	defer span.End()
 
 	d.mu.Lock()

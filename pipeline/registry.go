@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rr-sql/sqljobs/config"
@@ -76,8 +75,12 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 		st, err = store.OpenSQLite(ctx, store.SQLiteOptions{
 			Path: cc.DSN, Synchronous: cc.Synchronous, BusyTimeout: cc.BusyTimeout, MaxReadConns: cc.MaxOpenConns,
 		})
+	case config.Postgres:
+		st, err = store.OpenPostgres(ctx, cc.DSN, cc.MaxOpenConns)
+	case config.MySQL:
+		st, err = store.OpenMySQL(ctx, cc.DSN, cc.MaxOpenConns)
 	default:
-		err = fmt.Errorf("dialect %q is not available in this build (available: %s)", cc.Dialect, config.SQLite)
+		err = fmt.Errorf("unknown dialect %q (allowed: %s, %s, %s)", cc.Dialect, config.SQLite, config.Postgres, config.MySQL)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, cc.Redacted(), err)
@@ -200,12 +203,4 @@ func hostIdentity() string {
 		return h + "/?" + newNodeID() // unknown namespace: never match another process
 	}
 	return h + "/" + ns
-}
-
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || err == syscall.EPERM
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -49,25 +50,38 @@ func Migrations(dialectName string) ([]Migration, error) {
 
 // migrate applies the migrations the database lacks, each in its own transaction with its version row,
 // so a crash between two leaves a consistent, resumable schema.
+// Nodes starting at once take a lock first (advisory lock, GET_LOCK, SQLite's write lock).
 func (s *sqlStore) migrate(ctx context.Context) error {
 	migrations, err := Migrations(s.d.name)
 	if err != nil {
 		return err
 	}
-	if _, err = s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS rr_schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if s.d.lockMigrations != nil {
+		unlock, err := s.d.lockMigrations(ctx, conn)
+		if err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		defer unlock()
+	}
+	if _, err = conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS rr_schema_migrations (
+		version INTEGER PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create rr_schema_migrations: %w", err)
 	}
 	for _, m := range migrations {
-		if err := s.applyMigration(ctx, m); err != nil {
+		if err := s.applyMigration(ctx, conn, m); err != nil {
 			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return nil
 }
 
-func (s *sqlStore) applyMigration(ctx context.Context, m Migration) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *sqlStore) applyMigration(ctx context.Context, conn *sql.Conn, m Migration) error {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -79,12 +93,42 @@ func (s *sqlStore) applyMigration(ctx context.Context, m Migration) error {
 	if n > 0 {
 		return nil
 	}
-	if _, err = tx.ExecContext(ctx, m.SQL); err != nil {
-		return err
+	statements := []string{m.SQL}
+	if s.d.noTransactionalDDL {
+		statements = splitStatements(m.SQL)
+	}
+	for _, st := range statements {
+		if _, err = tx.ExecContext(ctx, st); err != nil {
+			return err
+		}
 	}
 	if _, err = tx.ExecContext(ctx, s.q(`INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 		m.Version, m.Name, time.Now().UnixMilli()); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// splitStatements cuts a migration file at the semicolons that end a line; comment lines are dropped.
+func splitStatements(script string) []string {
+	var (
+		out []string
+		cur strings.Builder
+	)
+	for _, line := range strings.Split(script, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteString("\n")
+		if strings.HasSuffix(trimmed, ";") {
+			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		out = append(out, cur.String())
+	}
+	return out
 }

@@ -20,6 +20,12 @@ type dialect struct {
 	numbered bool
 	// claim reserves up to limit jobs and returns them (in any order).
 	claim func(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error)
+	// lockMigrations serialises schema changes between nodes starting at once (nil: the
+	// database's own write lock is enough).
+	lockMigrations func(ctx context.Context, c *sql.Conn) (unlock func(), err error)
+	// noTransactionalDDL: each DDL statement commits on its own (MySQL), so migrations run statement
+	// by statement and must be written to be re-runnable.
+	noTransactionalDDL bool
 }
 
 // sqlStore implements Store on database/sql for every dialect.
@@ -393,3 +399,6 @@ func (s *sqlStore) Close() error {
 	}
 	return err
 }
+
+// jitterMs is a random duration of 1..n milliseconds.
+func jitterMs(n int) time.Duration { return time.Duration(1+rand.IntN(n)) * time.Millisecond }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,7 +25,49 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
+		"postgres": func(t *testing.T) Store {
+			dsn := serverDSN(t, "SQLJOBS_POSTGRES_DSN")
+			s, err := OpenPostgres(ctx, dsn, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return emptied(t, s)
+		},
+		"mysql": func(t *testing.T) Store {
+			dsn := serverDSN(t, "SQLJOBS_MYSQL_DSN")
+			s, err := OpenMySQL(ctx, dsn, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return emptied(t, s)
+		},
 	}
+}
+
+// serverDSN is the DSN of a database server the suite needs; outside CI a missing one skips.
+func serverDSN(t *testing.T, env string) string {
+	dsn := os.Getenv(env)
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set: CI must start the database server (scripts/db-servers.sh)", env)
+		}
+		t.Skipf("%s is not set: start the servers with `eval \"$(scripts/db-servers.sh start)\"`", env)
+	}
+	return dsn
+}
+
+// emptied clears the tables: the store suite runs its cases one after another on one database
+// (the integration suites use databases of their own).
+func emptied(t *testing.T, s Store) Store {
+	db := s.(*sqlStore).w
+	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes"} {
+		if _, err := db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
 }
 
 func forEachBackend(t *testing.T, run func(t *testing.T, s Store)) {
@@ -280,4 +323,3 @@ func TestOpenSQLiteInMissingDirectoryNamesIt(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts throwaway PostgreSQL 15 and MariaDB servers on loopback for the tests and prints the
+# environment that points the tests at them. Needs root (servers run as postgres / mysql).
+#   eval "$(scripts/db-servers.sh start)"     # exports SQLJOBS_POSTGRES_DSN, SQLJOBS_MYSQL_DSN
+#   scripts/db-servers.sh stop
+set -euo pipefail
+STATE=${SQLJOBS_DB_DIR:-/tmp/sqljobs-db}
+PG_PORT=${SQLJOBS_PG_PORT:-55432}
+MY_PORT=${SQLJOBS_MYSQL_PORT:-53306}
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+
+start() {
+  mkdir -p "$STATE"
+  if [ -n "$PG_BIN" ] && ! [ -f "$STATE/pg/data/postmaster.pid" ]; then
+    rm -rf "$STATE/pg"; mkdir -p "$STATE/pg"; chown postgres:postgres "$STATE/pg"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$STATE/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$STATE/pg-init.log"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -l "$STATE/pg/server.log" -w -t 30 \
+      -o "-p $PG_PORT -k $STATE/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+  fi
+  if command -v mariadbd >/dev/null && ! [ -S "$STATE/my/sock" ]; then
+    rm -rf "$STATE/my"; mkdir -p "$STATE/my"; chown mysql:mysql "$STATE/my"
+    mariadb-install-db --no-defaults --user=mysql --datadir="$STATE/my/data" --auth-root-authentication-method=normal --skip-test-db >"$STATE/my-init.log" 2>&1
+    mariadbd --no-defaults --user=mysql --datadir="$STATE/my/data" --socket="$STATE/my/sock" --pid-file="$STATE/my/pid" \
+      --port="$MY_PORT" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$STATE/my/err.log" \
+      --innodb-flush-log-at-trx-commit=0 --max-connections=500 >/dev/null 2>&1 &
+    for _ in $(seq 1 300); do mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
+    mariadb --no-defaults --socket="$STATE/my/sock" -uroot -e \
+      "CREATE USER IF NOT EXISTS 'rr'@'%' IDENTIFIED BY 'rr'; GRANT ALL ON *.* TO 'rr'@'%'; CREATE DATABASE IF NOT EXISTS rr;"
+  fi
+  [ -n "$PG_BIN" ] && echo "export SQLJOBS_POSTGRES_DSN='postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable'"
+  command -v mariadbd >/dev/null && echo "export SQLJOBS_MYSQL_DSN='rr:rr@tcp(127.0.0.1:$MY_PORT)/rr'"
+  return 0
+}
+
+stop() {
+  [ -f "$STATE/pg/data/postmaster.pid" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -m fast -w stop >/dev/null || true
+  [ -S "$STATE/my/sock" ] && mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot shutdown || true
+}
+
+"${1:-start}"

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+var mysqlDialect = dialect{
+	name:               "mysql",
+	claim:              mysqlClaim,
+	noTransactionalDDL: true,
+	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
+		var got sql.NullInt64
+		if err := c.QueryRowContext(ctx, `SELECT GET_LOCK('rr_sql_migrations', 60)`).Scan(&got); err != nil {
+			return nil, err
+		}
+		if got.Int64 != 1 {
+			return nil, errors.New("another node held the migration lock for 60s")
+		}
+		return func() { _, _ = c.ExecContext(context.Background(), `SELECT RELEASE_LOCK('rr_sql_migrations')`) }, nil
+	},
+}
+
+// mysqlClaim: MySQL and MariaDB have no UPDATE ... RETURNING, so a locking read with SKIP LOCKED
+// and an update by primary key share one short READ COMMITTED transaction (no gap locks).
+func mysqlClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
+	var out []Job
+	err := retryDeadlock(ctx, func() error {
+		out = nil
+		tx, err := s.w.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		rows, err := tx.QueryContext(ctx, `SELECT `+claimedColumns+` FROM rr_jobs
+			WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
+			ORDER BY priority, available_at, id
+			LIMIT ?
+			FOR UPDATE SKIP LOCKED`, queue, now, limit)
+		if err != nil {
+			return err
+		}
+		jobs, err := scanClaimed(rows, token)
+		if err != nil || len(jobs) == 0 {
+			return err
+		}
+		args := make([]any, 0, len(jobs)+3)
+		args = append(args, node, token, now)
+		for _, j := range jobs {
+			args = append(args, j.Row)
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(jobs)), ",")
+		if _, err = tx.ExecContext(ctx, `UPDATE rr_jobs SET reserved_by = ?, claim_token = ?, reserved_at = ?, attempts = attempts + 1
+			WHERE id IN (`+marks+`)`, args...); err != nil {
+			return err
+		}
+		if err = tx.Commit(); err != nil {
+			return err
+		}
+		for i := range jobs {
+			jobs[i].Attempts++
+		}
+		out = jobs
+		return nil
+	})
+	return out, err
+}
+
+// retryDeadlock reruns fn after a deadlock (1213) or lock wait timeout (1205), with jitter.
+func retryDeadlock(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		var me *mysql.MySQLError
+		if err == nil || attempt == 5 || !errors.As(err, &me) || (me.Number != 1213 && me.Number != 1205) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * jitterMs(10)):
+		}
+	}
+}
+
+// OpenMySQL connects with go-sql-driver/mysql and applies the migrations.
+func OpenMySQL(ctx context.Context, dsn string, maxOpen int) (Store, error) {
+	cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %w", err)
+	}
+	cfg.ParseTime = true
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxOpen)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	s := &sqlStore{d: mysqlDialect, w: db, r: db}
+	if err := db.PingContext(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}

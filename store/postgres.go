@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// migrationLockKey is the advisory lock every node takes to migrate ("rrsql" in ASCII).
+const migrationLockKey = 0x7272_7371_6c
+
+var postgresDialect = dialect{
+	name:     "postgres",
+	numbered: true,
+	claim:    postgresClaim,
+	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
+		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+			return nil, err
+		}
+		return func() { _, _ = c.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrationLockKey) }, nil
+	},
+}
+
+// postgresClaim is one statement. The MATERIALIZED CTE is a planner fence: it picks at most limit
+// ids from the partial claim index, skipping rows other nodes hold locked, before the update runs.
+func postgresClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
+	rows, err := s.w.QueryContext(ctx, `WITH c AS MATERIALIZED (
+			SELECT id FROM rr_jobs
+			WHERE queue = $4 AND reserved_by IS NULL AND available_at <= $5
+			ORDER BY priority, available_at, id
+			LIMIT $6
+			FOR NO KEY UPDATE SKIP LOCKED)
+		UPDATE rr_jobs j
+		SET reserved_by = $1, claim_token = $2, reserved_at = $3, attempts = j.attempts + 1
+		FROM c WHERE j.id = c.id
+		RETURNING j.id, j.job_id, j.name, j.payload, j.headers, j.priority, j.available_at, j.attempts, j.auto_ack`,
+		node, token, now, queue, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanClaimed(rows, token)
+}
+
+// OpenPostgres connects with pgx and applies the migrations.
+func OpenPostgres(ctx context.Context, dsn string, maxOpen int) (Store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxOpen)
+	s := &sqlStore{d: postgresDialect, w: db, r: db}
+	if err := db.PingContext(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
