@@ -14,6 +14,8 @@ import (
 var mysqlDialect = dialect{
 	name:               "mysql",
 	claim:              mysqlClaim,
+	claimSQL:           mysqlClaimSQL,
+	explainPrefix:      "EXPLAIN ",
 	noTransactionalDDL: true,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
@@ -27,6 +29,13 @@ var mysqlDialect = dialect{
 	},
 }
 
+// mysqlClaimSQL is the locking read of the claim. Arguments: queue, now, limit.
+const mysqlClaimSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs
+	WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
+	ORDER BY priority, available_at, id
+	LIMIT ?
+	FOR UPDATE SKIP LOCKED`
+
 // mysqlClaim: MySQL and MariaDB have no UPDATE ... RETURNING, so a locking read with SKIP LOCKED
 // and an update by primary key share one short READ COMMITTED transaction (no gap locks).
 func mysqlClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
@@ -38,11 +47,7 @@ func mysqlClaim(ctx context.Context, s *sqlStore, queue, node string, token int6
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
-		rows, err := tx.QueryContext(ctx, `SELECT `+claimedColumns+` FROM rr_jobs
-			WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
-			ORDER BY priority, available_at, id
-			LIMIT ?
-			FOR UPDATE SKIP LOCKED`, queue, now, limit)
+		rows, err := tx.QueryContext(ctx, mysqlClaimSQL, queue, now, limit)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,9 @@ var postgresDialect = dialect{
 	name:     "postgres",
 	numbered: true,
 	claim:    postgresClaim,
+	claimSQL: postgresClaimSQL,
+	// A generic plan is what a prepared claim may run after five executions: check that one.
+	explainPrefix: "EXPLAIN EXECUTE rr_claim_explain",
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 			return nil, err
@@ -24,20 +27,23 @@ var postgresDialect = dialect{
 	},
 }
 
-// postgresClaim is one statement. The MATERIALIZED CTE is a planner fence: it picks at most limit
-// ids from the partial claim index, skipping rows other nodes hold locked, before the update runs.
+// postgresClaimSQL is one statement. The MATERIALIZED CTE is a planner fence: it picks at most
+// limit ids from the partial claim index, skipping rows other nodes hold locked, before the update.
+// The update looks the ids up by primary key (= ANY(ARRAY(...))): joining the CTE instead lets a
+// generic plan hash-join it against a sequential scan of the whole table.
+const postgresClaimSQL = `WITH c AS MATERIALIZED (
+		SELECT id FROM rr_jobs
+		WHERE queue = $4 AND reserved_by IS NULL AND available_at <= $5
+		ORDER BY priority, available_at, id
+		LIMIT $6
+		FOR NO KEY UPDATE SKIP LOCKED)
+	UPDATE rr_jobs j
+	SET reserved_by = $1, claim_token = $2, reserved_at = $3, attempts = j.attempts + 1
+	WHERE j.id = ANY(ARRAY(SELECT id FROM c))
+	RETURNING j.id, j.job_id, j.name, j.payload, j.headers, j.priority, j.available_at, j.attempts, j.auto_ack`
+
 func postgresClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
-	rows, err := s.w.QueryContext(ctx, `WITH c AS MATERIALIZED (
-			SELECT id FROM rr_jobs
-			WHERE queue = $4 AND reserved_by IS NULL AND available_at <= $5
-			ORDER BY priority, available_at, id
-			LIMIT $6
-			FOR NO KEY UPDATE SKIP LOCKED)
-		UPDATE rr_jobs j
-		SET reserved_by = $1, claim_token = $2, reserved_at = $3, attempts = j.attempts + 1
-		FROM c WHERE j.id = c.id
-		RETURNING j.id, j.job_id, j.name, j.payload, j.headers, j.priority, j.available_at, j.attempts, j.auto_ack`,
-		node, token, now, queue, now, limit)
+	rows, err := s.w.QueryContext(ctx, postgresClaimSQL, node, token, now, queue, now, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -20,19 +20,23 @@ type SQLiteOptions struct {
 	MaxReadConns int
 }
 
-var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim}
+var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
+	explainPrefix: "EXPLAIN QUERY PLAN "}
 
-// sqliteClaim reserves and returns a batch in one statement. The subquery walks the partial claim
-// index in (priority, available_at, id) order and stops after limit rows.
+// sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
+// claim index in (priority, available_at, id) order and stops after limit rows.
+// Arguments: node, token, now, queue, now, limit.
+const sqliteClaimSQL = `UPDATE rr_jobs
+	SET reserved_by = ?, claim_token = ?, reserved_at = ?, attempts = attempts + 1
+	WHERE id IN (
+		SELECT id FROM rr_jobs
+		WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
+		ORDER BY priority, available_at, id
+		LIMIT ?)
+	RETURNING ` + claimedColumns
+
 func sqliteClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
-	rows, err := s.w.QueryContext(ctx, `UPDATE rr_jobs
-		SET reserved_by = ?, claim_token = ?, reserved_at = ?, attempts = attempts + 1
-		WHERE id IN (
-			SELECT id FROM rr_jobs
-			WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
-			ORDER BY priority, available_at, id
-			LIMIT ?)
-		RETURNING `+claimedColumns, node, token, now, queue, now, limit)
+	rows, err := s.w.QueryContext(ctx, sqliteClaimSQL, node, token, now, queue, now, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,9 @@ type dialect struct {
 	numbered bool
 	// claim reserves up to limit jobs and returns them (in any order).
 	claim func(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error)
+	// claimSQL is the statement that picks the jobs (what ExplainClaim explains), and
+	// explainPrefix what makes the database show its plan.
+	claimSQL, explainPrefix string
 	// lockMigrations serialises schema changes between nodes starting at once (nil: the
 	// database's own write lock is enough).
 	lockMigrations func(ctx context.Context, c *sql.Conn) (unlock func(), err error)
@@ -402,3 +405,58 @@ func (s *sqlStore) Close() error {
 
 // jitterMs is a random duration of 1..n milliseconds.
 func jitterMs(n int) time.Duration { return time.Duration(1+rand.IntN(n)) * time.Millisecond }
+
+// ExplainClaim returns the database's plan for the claim statement, exactly as the claim runs it,
+// one line per plan row. The tests assert that it reads the claim index in order.
+func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, error) {
+	now := time.Now().UnixMilli()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var rows *sql.Rows
+	switch s.d.name {
+	case "postgres":
+		// PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN): force the generic plan of a prepared claim.
+		for _, st := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE rr_claim_explain AS " + s.d.claimSQL} {
+			if _, err = conn.ExecContext(ctx, st); err != nil {
+				return "", fmt.Errorf("explain claim: %w", err)
+			}
+		}
+		defer func() {
+			_, _ = conn.ExecContext(context.Background(), "DEALLOCATE rr_claim_explain")
+			_, _ = conn.ExecContext(context.Background(), "RESET plan_cache_mode")
+		}()
+		// The values do not matter: a generic plan ignores them.
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('node', 1, 0, 'queue', 0, 100)")
+	case "mysql":
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+s.d.claimSQL, queue, now, 100)
+	default:
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), now, queue, now, 100)
+	}
+	if err != nil {
+		return "", fmt.Errorf("explain claim: %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var lines []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
+		var parts []string
+		for i, v := range vals {
+			if v.Valid {
+				parts = append(parts, cols[i]+"="+v.String)
+			}
+		}
+		lines = append(lines, strings.Join(parts, " "))
+	}
+	return strings.Join(lines, "\n"), rows.Err()
+}

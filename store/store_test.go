@@ -323,3 +323,59 @@ func TestOpenSQLiteInMissingDirectoryNamesIt(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestClaimPlanUsesTheIndex checks, with a backlog, that the claim reads the claim index in
+// (priority, available_at, id) order: no sequential scan, no sort, no filesort.
+func TestClaimPlanUsesTheIndex(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		db := s.(*sqlStore).w
+		// A backlog with several queues and priorities, a third of it delayed and some reserved.
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmt, err := tx.PrepareContext(ctx, s.(*sqlStore).q(`INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at, attempts, auto_ack)
+			VALUES (?, ?, 'Job', ?, '{}', ?, ?, 0, 0, ?)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UnixMilli()
+		for i := range 20000 {
+			if _, err := stmt.ExecContext(ctx, fmt.Sprint("q", i%4), fmt.Sprint(i), []byte("x"), i%5, now+int64(i%3)*3600_000, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = stmt.Close()
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Claim(ctx, "q1", "n", 500, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		analyze := map[string]string{"sqlite": "ANALYZE", "postgres": "ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[s.Dialect()]
+		if _, err := db.ExecContext(ctx, analyze); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := s.(*sqlStore).ExplainClaim(ctx, "q2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("claim plan (%s):\n%s", s.Dialect(), plan)
+		must := map[string][]string{
+			"sqlite":   {"USING INDEX rr_jobs_claim", "USING INTEGER PRIMARY KEY"},
+			"postgres": {"Index", "rr_jobs_claim", "LockRows"},
+			"mysql":    {"key=rr_jobs_claim"},
+		}[s.Dialect()]
+		mustNot := []string{"TEMP B-TREE", "Seq Scan on rr_jobs", "Sort", "filesort", "SCAN rr_jobs"}
+		for _, w := range must {
+			if !strings.Contains(plan, w) {
+				t.Errorf("claim plan lacks %q", w)
+			}
+		}
+		for _, w := range mustNot {
+			if strings.Contains(plan, w) {
+				t.Errorf("claim plan has %q", w)
+			}
+		}
+	})
+}
