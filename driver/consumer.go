@@ -8,14 +8,20 @@ import (
 	"go.uber.org/zap"
 )
 
+// minPoll is the first idle poll after a claim that found jobs.
+const minPoll = 50 * time.Millisecond
+
 // consume claims jobs into the shared queue while the pipeline runs. It claims at most the free
 // prefetch, claims again at once after a full batch, and otherwise sleeps until nudged (local push,
-// freed prefetch, delayed job due) or until the poll interval passes (jobs pushed by other nodes).
+// freed prefetch, delayed job due, another node's push on PostgreSQL) or until the idle poll ends.
+// The idle poll adapts: short right after jobs were seen (other nodes are likely pushing), doubling
+// up to poll_interval while nothing comes, so an idle queue costs one query per poll_interval.
 func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	poll := time.NewTimer(d.cfg.PollInterval)
 	defer poll.Stop()
 	failures := 0
+	idleWait := d.cfg.PollInterval
 
 	for {
 		if ctx.Err() != nil {
@@ -38,6 +44,11 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 				if int64(n) == free {
 					continue // the batch was full: there may be more
 				}
+				if n > 0 {
+					idleWait = min(minPoll, d.cfg.PollInterval)
+				} else {
+					idleWait = min(idleWait*2, d.cfg.PollInterval)
+				}
 			}
 		}
 		if !poll.Stop() {
@@ -46,7 +57,7 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 			default:
 			}
 		}
-		poll.Reset(d.cfg.PollInterval)
+		poll.Reset(idleWait)
 		select {
 		case <-ctx.Done():
 			return

@@ -49,6 +49,8 @@ type Driver struct {
 	idle   *sync.Cond
 
 	acks *acker
+	// unsubscribe stops wake-ups from other nodes' pushes (PostgreSQL notifications).
+	unsubscribe func()
 
 	mu      sync.Mutex // guards the consumer's lifecycle below
 	cancel  context.CancelFunc
@@ -73,6 +75,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, log *zap.Logg
 	}
 	d.idle = sync.NewCond(&d.idleMu)
 	d.acks = newAcker(conn.Store, d.log)
+	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	return d
 }
 
@@ -153,6 +156,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 	d.stopped = true
 	d.mu.Unlock()
 
+	d.unsubscribe()
 	d.stopConsumer()
 	err := d.releaseQueued(ctx)
 	d.cancelDue()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -43,6 +44,63 @@ type Conn struct {
 	refs   int
 	stop   context.CancelFunc
 	upkeep sync.WaitGroup
+
+	subMu sync.Mutex
+	subs  map[string]map[*func()]struct{} // queue -> wake-up callbacks of the local consumers
+}
+
+// Subscribe registers a callback run when another node (or a plain SQL insert) makes a job of the
+// queue ready, on databases that notify. It returns the unsubscribe function.
+func (c *Conn) Subscribe(queue string, wake func()) (unsubscribe func()) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	if c.subs[queue] == nil {
+		c.subs[queue] = map[*func()]struct{}{}
+	}
+	key := &wake
+	c.subs[queue][key] = struct{}{}
+	return func() {
+		c.subMu.Lock()
+		defer c.subMu.Unlock()
+		delete(c.subs[queue], key)
+	}
+}
+
+// notify wakes the consumers of a queue; "" wakes all of them.
+func (c *Conn) notify(queue string) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	for q, fns := range c.subs {
+		if queue != "" && q != queue {
+			continue
+		}
+		for fn := range fns {
+			(*fn)()
+		}
+	}
+}
+
+// listen keeps a notification channel open while the connection lives, reconnecting with backoff.
+func (c *Conn) listen(ctx context.Context) {
+	defer c.upkeep.Done()
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := c.Store.Listen(ctx, c.notify)
+		if errors.Is(err, store.ErrNoListen) || ctx.Err() != nil {
+			return
+		}
+		c.reg.log.Warn("notification channel lost; consumers poll until it is back", zap.String("connection", c.Name), zap.Error(err))
+		if time.Since(start) > time.Minute {
+			delay = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
 }
 
 // Acquire returns the named connection, opening it (and migrating its schema) on first use.
@@ -86,7 +144,7 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, cc.Redacted(), err)
 	}
 
-	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1}
+	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1, subs: map[string]map[*func()]struct{}{}}
 	host := hostIdentity()
 	now := time.Now()
 	if err = st.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: host, PID: os.Getpid()}, now); err == nil {
@@ -98,8 +156,9 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 	}
 	upkeepCtx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
-	c.upkeep.Add(1)
+	c.upkeep.Add(2)
 	go c.keepAlive(upkeepCtx)
+	go c.listen(upkeepCtx)
 	r.log.Info("sql connection opened", zap.String("connection", cc.Name), zap.String("dialect", cc.Dialect),
 		zap.String("dsn", cc.Redacted()), zap.String("node", c.NodeID))
 	return c, nil

@@ -60,6 +60,9 @@ func OpenPostgres(ctx context.Context, dsn string, maxOpen int) (Store, error) {
 	db.SetMaxOpenConns(maxOpen)
 	db.SetMaxIdleConns(maxOpen)
 	s := &sqlStore{d: postgresDialect, w: db, r: db}
+	s.listen = func(ctx context.Context, onReady func(string)) error {
+		return postgresListen(ctx, cfg, onReady)
+	}
 	if err := db.PingContext(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("connect: %w", err)
@@ -69,4 +72,25 @@ func OpenPostgres(ctx context.Context, dsn string, maxOpen int) (Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// postgresListen holds one session connection on LISTEN rr_jobs (the trigger of migration 0002
+// notifies it). It needs a real session: not a PgBouncer transaction-mode pool.
+func postgresListen(ctx context.Context, cfg *pgx.ConnConfig, onReady func(string)) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("listen: connect: %w", err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	if _, err = conn.Exec(ctx, "LISTEN rr_jobs"); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	onReady("") // (re)connected: notifications may have been missed, every consumer should look
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		onReady(n.Payload)
+	}
 }

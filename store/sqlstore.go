@@ -38,6 +38,18 @@ type sqlStore struct {
 	// through one connection (one writer at a time) and reads use a pool of their own.
 	w, r   *sql.DB
 	closed atomic.Bool
+	// listen is the dialect's notification loop (nil: none).
+	listen func(ctx context.Context, onReady func(queue string)) error
+}
+
+func (s *sqlStore) Listen(ctx context.Context, onReady func(queue string)) error {
+	if s.listen == nil {
+		return ErrNoListen
+	}
+	if err := s.check(); err != nil {
+		return err
+	}
+	return s.listen(ctx, onReady)
 }
 
 func (s *sqlStore) Dialect() string { return s.d.name }

@@ -90,8 +90,15 @@ type Store interface {
 	// RemoveNode unregisters a stopping node and returns what it still holds to ready.
 	RemoveNode(ctx context.Context, node string) (jobs int64, err error)
 
+	// Listen calls onReady with a queue name whenever a job becomes ready there on any node, until
+	// ctx ends or the connection fails. ErrNoListen: the database has no such channel (poll instead).
+	Listen(ctx context.Context, onReady func(queue string)) error
+
 	Dialect() string
 	Close() error
 }
+
+// ErrNoListen is Listen's answer on databases without notifications.
+var ErrNoListen = errors.New("this database has no notifications; consumers poll")
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
