@@ -83,7 +83,7 @@ func TestParsePipelineDefaultsAndTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Pipeline{Name: "emails", Connection: DefaultConnection, Queue: "emails", Priority: 10, Prefetch: 100, PollInterval: time.Second}
+	want := Pipeline{Name: "emails", Connection: DefaultConnection, Queue: "emails", Priority: 10, Prefetch: 100, PollInterval: time.Second, Lease: time.Minute}
 	if *p != want {
 		t.Fatalf("defaults = %+v, want %+v", *p, want)
 	}
@@ -112,7 +112,7 @@ func TestParsePipelineErrors(t *testing.T) {
 		raw  map[string]any
 		want []string
 	}{
-		"unknown":       {map[string]any{"prefech": 3}, []string{`pipeline "p": unknown option "prefech"`, "allowed: connection, queue, priority, prefetch, poll_interval"}},
+		"unknown":       {map[string]any{"prefech": 3}, []string{`pipeline "p": unknown option "prefech"`, "allowed: connection, queue, priority, prefetch, poll_interval, lease"}},
 		"wrong type":    {map[string]any{"prefetch": "many"}, []string{`option "prefetch"`, "integer between 1 and 100000", `"many"`}},
 		"out of range":  {map[string]any{"prefetch": 0}, []string{`option "prefetch"`, "got 0"}},
 		"bad queue":     {map[string]any{"queue": "a b"}, []string{`option "queue"`}},
@@ -143,6 +143,14 @@ func TestResolveUnknownConnection(t *testing.T) {
 	g, _ := ParseGlobal(nil)
 	_, err := g.Resolve(&Pipeline{Name: "p", Connection: "nope"})
 	if err == nil || !strings.Contains(err.Error(), `unknown connection "nope"`) || !strings.Contains(err.Error(), "default") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLeaseMustOutlastHeartbeats(t *testing.T) {
+	g, _ := ParseGlobal(nil)
+	_, err := g.Resolve(&Pipeline{Name: "p", Connection: DefaultConnection, Lease: time.Second})
+	if err == nil || !strings.Contains(err.Error(), `option "lease"`) || !strings.Contains(err.Error(), "heartbeat_interval") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -23,6 +23,9 @@ type Pipeline struct {
 	// PollInterval is the idle poll period: how soon a job pushed by another node (or a delayed job)
 	// is seen when nothing wakes the consumer.
 	PollInterval time.Duration
+	// Lease is the deadline of a claim. The node's heartbeat extends it while the job is queued or
+	// running here; a job whose lease lapses (its node died, or lost track of it) is delivered again.
+	Lease time.Duration
 }
 
 // Option keys of a pipeline.
@@ -32,9 +35,10 @@ const (
 	keyPriority     = "priority"
 	keyPrefetch     = "prefetch"
 	keyPollInterval = "poll_interval"
+	keyLease        = "lease"
 )
 
-var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval}
+var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease}
 
 // declareOnlyKeys are set by RoadRunner (or the caller) in a jobs.Declare map beside our options.
 var declareOnlyKeys = []string{"driver", "name", "created_with_declare", "created_with_config"}
@@ -68,6 +72,7 @@ func parsePipeline(name string, raw map[string]any, extraKeys []string) (*Pipeli
 	p.Priority = o.Int(keyPriority, 10, -(1 << 20), 1<<20)
 	p.Prefetch = int(o.Int(keyPrefetch, 100, 1, 100_000))
 	p.PollInterval = o.Duration(keyPollInterval, time.Second, 10*time.Millisecond, time.Hour)
+	p.Lease = o.Duration(keyLease, time.Minute, time.Second, 24*time.Hour)
 	if err := o.Err(pipelineKeys); err != nil {
 		return nil, err
 	}
@@ -85,6 +90,10 @@ func (g *Global) Resolve(p *Pipeline) (*Connection, error) {
 		sort.Strings(names)
 		return nil, fmt.Errorf("pipeline %q: option \"connection\": unknown connection %q (defined in sql.connections: %s)",
 			p.Name, p.Connection, strings.Join(names, ", "))
+	}
+	if p.Lease < 2*c.HeartbeatInterval {
+		return nil, fmt.Errorf("pipeline %q: option \"lease\" (%s) must be at least twice the heartbeat_interval of connection %q (%s): the heartbeat extends leases",
+			p.Name, p.Lease, c.Name, c.HeartbeatInterval)
 	}
 	return c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/rr-sql/sqljobs/store"
 	"go.uber.org/zap"
 )
 
@@ -69,11 +70,19 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 
 // claim reserves up to limit jobs and hands them to RoadRunner's queue; returns how many.
 func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
-	claimed, err := d.conn.Store.Claim(ctx, d.cfg.Queue, d.conn.NodeID, limit, time.Now())
+	now := time.Now()
+	claimed, err := d.conn.Store.Claim(ctx, store.ClaimRequest{
+		Queue: d.cfg.Queue, Node: d.conn.NodeID, Limit: limit, Now: now, LeaseUntil: now.Add(d.cfg.Lease),
+	})
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
 	d.outstanding.Add(int64(len(claimed)))
+	d.heldMu.Lock()
+	for i := range claimed {
+		d.held[claimed[i].Fence] = struct{}{}
+	}
+	d.heldMu.Unlock()
 	for i := range claimed {
 		j := d.newJob(claimed[i])
 		if j.AutoAck {

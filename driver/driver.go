@@ -51,6 +51,10 @@ type Driver struct {
 	acks *acker
 	// unsubscribe stops wake-ups from other nodes' pushes (PostgreSQL notifications).
 	unsubscribe func()
+	// held are the claims of this pipeline not yet answered; the heartbeat extends their leases.
+	heldMu      sync.Mutex
+	held        map[store.Fence]struct{}
+	releaseHold func()
 
 	mu      sync.Mutex // guards the consumer's lifecycle below
 	cancel  context.CancelFunc
@@ -75,7 +79,9 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, log *zap.Logg
 	}
 	d.idle = sync.NewCond(&d.idleMu)
 	d.acks = newAcker(conn.Store, d.log)
+	d.held = map[store.Fence]struct{}{}
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
+	d.releaseHold = conn.Hold(d)
 	return d
 }
 
@@ -165,6 +171,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 			zap.Int64("outstanding", d.outstanding.Load()))
 	}
 	d.acks.close()
+	d.releaseHold()
 	d.conn.Release(context.WithoutCancel(ctx))
 	d.log.Debug("pipeline stopped")
 	return err
@@ -253,8 +260,25 @@ func (d *Driver) releaseQueued(ctx context.Context) error {
 	return nil
 }
 
+// Held lists the claims not yet answered (pipeline.Holder).
+func (d *Driver) Held() []store.Fence {
+	d.heldMu.Lock()
+	defer d.heldMu.Unlock()
+	out := make([]store.Fence, 0, len(d.held))
+	for f := range d.held {
+		out = append(out, f)
+	}
+	return out
+}
+
+// Lease is the pipeline's claim deadline (pipeline.Holder).
+func (d *Driver) Lease() time.Duration { return d.cfg.Lease }
+
 // settle is called once per claimed job when it is answered or taken back.
-func (d *Driver) settle() {
+func (d *Driver) settle(f store.Fence) {
+	d.heldMu.Lock()
+	delete(d.held, f)
+	d.heldMu.Unlock()
 	left := d.outstanding.Add(-1)
 	if left <= int64(d.cfg.Prefetch/2) {
 		d.nudge()

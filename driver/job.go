@@ -80,7 +80,7 @@ func (j *Job) answer() bool {
 	if j.answered.Swap(true) {
 		return false
 	}
-	j.drv.settle()
+	j.drv.settle(j.Fence)
 	return true
 }
 

@@ -45,8 +45,46 @@ type Conn struct {
 	stop   context.CancelFunc
 	upkeep sync.WaitGroup
 
-	subMu sync.Mutex
-	subs  map[string]map[*func()]struct{} // queue -> wake-up callbacks of the local consumers
+	subMu   sync.Mutex
+	subs    map[string]map[*func()]struct{} // queue -> wake-up callbacks of the local consumers
+	holders map[Holder]struct{}
+}
+
+// Holder is a consumer holding claimed jobs whose leases the heartbeat extends.
+type Holder interface {
+	// Held lists the claims still queued or running here.
+	Held() []store.Fence
+	Lease() time.Duration
+}
+
+// Hold makes the heartbeat extend the holder's leases until the returned function is called.
+func (c *Conn) Hold(h Holder) (release func()) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	c.holders[h] = struct{}{}
+	return func() {
+		c.subMu.Lock()
+		defer c.subMu.Unlock()
+		delete(c.holders, h)
+	}
+}
+
+// extendLeases pushes the deadline of every job this node still holds.
+func (c *Conn) extendLeases(ctx context.Context, now time.Time) error {
+	c.subMu.Lock()
+	holders := make([]Holder, 0, len(c.holders))
+	for h := range c.holders {
+		holders = append(holders, h)
+	}
+	c.subMu.Unlock()
+	for _, h := range holders {
+		if held := h.Held(); len(held) > 0 {
+			if _, err := c.Store.Extend(ctx, held, now.Add(h.Lease())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Subscribe registers a callback run when another node (or a plain SQL insert) makes a job of the
@@ -144,7 +182,8 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, cc.Redacted(), err)
 	}
 
-	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1, subs: map[string]map[*func()]struct{}{}}
+	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1,
+		subs: map[string]map[*func()]struct{}{}, holders: map[Holder]struct{}{}}
 	host := hostIdentity()
 	now := time.Now()
 	if err = st.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: host, PID: os.Getpid()}, now); err == nil {
@@ -213,6 +252,9 @@ func (c *Conn) keepAlive(ctx context.Context) {
 			err = c.Store.RegisterNode(opCtx, store.Node{ID: c.NodeID, Host: hostIdentity(), PID: os.Getpid()}, now)
 		}
 		if err == nil {
+			err = c.extendLeases(opCtx, now)
+		}
+		if err == nil {
 			err = c.reap(opCtx, now)
 		}
 		cancel()
@@ -237,7 +279,7 @@ func (c *Conn) reap(ctx context.Context, now time.Time) error {
 			dead = append(dead, n.ID)
 		}
 	}
-	released, err := c.Store.Reap(ctx, now.Add(-c.cfg.NodeTTL), dead)
+	released, err := c.Store.Reap(ctx, now, now.Add(-c.cfg.NodeTTL), dead)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ const mysqlClaimSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs
 
 // mysqlClaim: MySQL and MariaDB have no UPDATE ... RETURNING, so a locking read with SKIP LOCKED
 // and an update by primary key share one short READ COMMITTED transaction (no gap locks).
-func mysqlClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
+func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	var out []Job
 	err := retryDeadlock(ctx, func() error {
 		out = nil
@@ -47,21 +47,21 @@ func mysqlClaim(ctx context.Context, s *sqlStore, queue, node string, token int6
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
-		rows, err := tx.QueryContext(ctx, mysqlClaimSQL, queue, now, limit)
+		rows, err := tx.QueryContext(ctx, mysqlClaimSQL, c.queue, c.now, c.limit)
 		if err != nil {
 			return err
 		}
-		jobs, err := scanClaimed(rows, token)
+		jobs, err := scanClaimed(rows, c.token)
 		if err != nil || len(jobs) == 0 {
 			return err
 		}
-		args := make([]any, 0, len(jobs)+3)
-		args = append(args, node, token, now)
+		args := make([]any, 0, len(jobs)+4)
+		args = append(args, c.node, c.token, c.now, c.leaseUntil)
 		for _, j := range jobs {
 			args = append(args, j.Row)
 		}
 		marks := strings.TrimSuffix(strings.Repeat("?,", len(jobs)), ",")
-		if _, err = tx.ExecContext(ctx, `UPDATE rr_jobs SET reserved_by = ?, claim_token = ?, reserved_at = ?, attempts = attempts + 1
+		if _, err = tx.ExecContext(ctx, `UPDATE rr_jobs SET reserved_by = ?, claim_token = ?, reserved_at = ?, lease_until = ?, attempts = attempts + 1
 			WHERE id IN (`+marks+`)`, args...); err != nil {
 			return err
 		}

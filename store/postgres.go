@@ -33,21 +33,21 @@ var postgresDialect = dialect{
 // generic plan hash-join it against a sequential scan of the whole table.
 const postgresClaimSQL = `WITH c AS MATERIALIZED (
 		SELECT id FROM rr_jobs
-		WHERE queue = $4 AND reserved_by IS NULL AND available_at <= $5
+		WHERE queue = $5 AND reserved_by IS NULL AND available_at <= $6
 		ORDER BY priority, available_at, id
-		LIMIT $6
+		LIMIT $7
 		FOR NO KEY UPDATE SKIP LOCKED)
 	UPDATE rr_jobs j
-	SET reserved_by = $1, claim_token = $2, reserved_at = $3, attempts = j.attempts + 1
+	SET reserved_by = $1, claim_token = $2, reserved_at = $3, lease_until = $4, attempts = j.attempts + 1
 	WHERE j.id = ANY(ARRAY(SELECT id FROM c))
 	RETURNING j.id, j.job_id, j.name, j.payload, j.headers, j.priority, j.available_at, j.attempts, j.auto_ack`
 
-func postgresClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
-	rows, err := s.w.QueryContext(ctx, postgresClaimSQL, node, token, now, queue, now, limit)
+func postgresClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
+	rows, err := s.w.QueryContext(ctx, postgresClaimSQL, c.node, c.token, c.now, c.leaseUntil, c.queue, c.now, c.limit)
 	if err != nil {
 		return nil, err
 	}
-	return scanClaimed(rows, token)
+	return scanClaimed(rows, c.token)
 }
 
 // OpenPostgres connects with pgx and applies the migrations.

@@ -25,9 +25,9 @@ var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqlite
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.
-// Arguments: node, token, now, queue, now, limit.
+// Arguments: node, token, now, lease until, queue, now, limit.
 const sqliteClaimSQL = `UPDATE rr_jobs
-	SET reserved_by = ?, claim_token = ?, reserved_at = ?, attempts = attempts + 1
+	SET reserved_by = ?, claim_token = ?, reserved_at = ?, lease_until = ?, attempts = attempts + 1
 	WHERE id IN (
 		SELECT id FROM rr_jobs
 		WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
@@ -35,12 +35,12 @@ const sqliteClaimSQL = `UPDATE rr_jobs
 		LIMIT ?)
 	RETURNING ` + claimedColumns
 
-func sqliteClaim(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error) {
-	rows, err := s.w.QueryContext(ctx, sqliteClaimSQL, node, token, now, queue, now, limit)
+func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
+	rows, err := s.w.QueryContext(ctx, sqliteClaimSQL, c.node, c.token, c.now, c.leaseUntil, c.queue, c.now, c.limit)
 	if err != nil {
 		return nil, err
 	}
-	return scanClaimed(rows, token)
+	return scanClaimed(rows, c.token)
 }
 
 // OpenSQLite opens (creating if needed) an SQLite file in WAL mode and applies the migrations.

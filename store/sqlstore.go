@@ -19,7 +19,7 @@ type dialect struct {
 	// numbered placeholders ($1, $2, ...) instead of ?
 	numbered bool
 	// claim reserves up to limit jobs and returns them (in any order).
-	claim func(ctx context.Context, s *sqlStore, queue, node string, token int64, limit int, now int64) ([]Job, error)
+	claim func(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error)
 	// claimSQL is the statement that picks the jobs (what ExplainClaim explains), and
 	// explainPrefix what makes the database show its plan.
 	claimSQL, explainPrefix string
@@ -124,18 +124,27 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	return nil
 }
 
-func (s *sqlStore) Claim(ctx context.Context, queue, node string, limit int, now time.Time) ([]Job, error) {
+// claimArgs are a claim's values as the statements take them.
+type claimArgs struct {
+	queue, node     string
+	token           int64
+	limit           int
+	now, leaseUntil int64
+}
+
+func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
+	if req.Limit <= 0 {
 		return nil, nil
 	}
 	// A fresh random token per claim: even a node that claims the same row twice can tell its claims apart.
-	token := rand.Int64N(1<<62) + 1
-	jobs, err := s.d.claim(ctx, s, queue, node, token, limit, ms(now))
+	args := claimArgs{queue: req.Queue, node: req.Node, token: rand.Int64N(1<<62) + 1, limit: req.Limit,
+		now: ms(req.Now), leaseUntil: ms(req.LeaseUntil)}
+	jobs, err := s.d.claim(ctx, s, args)
 	if err != nil {
-		return nil, fmt.Errorf("claim from queue %s: %w", queue, err)
+		return nil, fmt.Errorf("claim from queue %s: %w", req.Queue, err)
 	}
 	sort.Slice(jobs, func(a, b int) bool {
 		x, y := jobs[a], jobs[b]
@@ -178,7 +187,8 @@ func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 }
 
 // execFenced runs one fenced statement per fence in a single transaction and returns rows affected.
-func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence) (int64, error) {
+// The statement takes the lead arguments first, then the fence's row id and claim token.
+func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence, lead ...any) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
@@ -197,7 +207,7 @@ func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence)
 	defer stmt.Close()
 	var total int64
 	for _, f := range fences {
-		res, err := stmt.ExecContext(ctx, f.Row, f.Token)
+		res, err := stmt.ExecContext(ctx, append(lead, f.Row, f.Token)...)
 		if err != nil {
 			return 0, err
 		}
@@ -215,9 +225,17 @@ func (s *sqlStore) Ack(ctx context.Context, fences []Fence) (int64, error) {
 	return n, nil
 }
 
+func (s *sqlStore) Extend(ctx context.Context, fences []Fence, until time.Time) (int64, error) {
+	n, err := s.execFenced(ctx, `UPDATE rr_jobs SET lease_until = ? WHERE id = ? AND claim_token = ?`, fences, ms(until))
+	if err != nil {
+		return 0, fmt.Errorf("extend the lease of %d jobs: %w", len(fences), err)
+	}
+	return n, nil
+}
+
 func (s *sqlStore) Release(ctx context.Context, fences []Fence) (int64, error) {
 	n, err := s.execFenced(ctx, `UPDATE rr_jobs
-		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, attempts = attempts - 1
+		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, attempts = attempts - 1
 		WHERE id = ? AND claim_token = ?`, fences)
 	if err != nil {
 		return 0, fmt.Errorf("release %d jobs: %w", len(fences), err)
@@ -234,7 +252,7 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, headers map[string][]st
 		return false, fmt.Errorf("requeue: encode headers: %w", err)
 	}
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_jobs
-		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, headers = ?, available_at = ?
+		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, headers = ?, available_at = ?
 		WHERE id = ? AND claim_token = ?`), h, ms(availableAt), f.Row, f.Token)
 	if err != nil {
 		return false, fmt.Errorf("requeue: %w", err)
@@ -351,12 +369,13 @@ func (s *sqlStore) Nodes(ctx context.Context) ([]Node, error) {
 	return out, rows.Err()
 }
 
-// releaseOrphans returns to ready the jobs reserved by nodes that are no longer registered.
+// releaseOrphans returns to ready the jobs reserved by nodes that are no longer registered, and
+// those whose lease ran out (a node that lost track of a job stops extending it).
 // The attempt they were delivered on still counts: the job may have run.
-const releaseOrphans = `UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL
-	WHERE reserved_by IS NOT NULL AND reserved_by NOT IN (SELECT id FROM rr_nodes)`
+const releaseOrphans = `UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL
+	WHERE reserved_by IS NOT NULL AND (lease_until < ? OR reserved_by NOT IN (SELECT id FROM rr_nodes))`
 
-func (s *sqlStore) Reap(ctx context.Context, staleBefore time.Time, dead []string) (int64, error) {
+func (s *sqlStore) Reap(ctx context.Context, now, staleBefore time.Time, dead []string) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
@@ -373,7 +392,7 @@ func (s *sqlStore) Reap(ctx context.Context, staleBefore time.Time, dead []strin
 			return 0, fmt.Errorf("reap node %s: %w", id, err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, releaseOrphans)
+	res, err := tx.ExecContext(ctx, s.q(releaseOrphans), ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("release jobs of dead nodes: %w", err)
 	}
@@ -393,7 +412,7 @@ func (s *sqlStore) RemoveNode(ctx context.Context, node string) (int64, error) {
 	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE id = ?`), node); err != nil {
 		return 0, fmt.Errorf("remove node %s: %w", node, err)
 	}
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL
 		WHERE reserved_by = ?`), node)
 	if err != nil {
 		return 0, fmt.Errorf("release jobs of node %s: %w", node, err)
@@ -441,11 +460,11 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 			_, _ = conn.ExecContext(context.Background(), "RESET plan_cache_mode")
 		}()
 		// The values do not matter: a generic plan ignores them.
-		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('node', 1, 0, 'queue', 0, 100)")
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('node', 1, 0, 0, 'queue', 0, 100)")
 	case "mysql":
 		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+s.d.claimSQL, queue, now, 100)
 	default:
-		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), now, queue, now, 100)
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), now, now, queue, now, 100)
 	}
 	if err != nil {
 		return "", fmt.Errorf("explain claim: %w", err)

@@ -34,6 +34,15 @@ type Job struct {
 	AutoAck     bool
 }
 
+// ClaimRequest asks for up to Limit ready jobs of Queue for Node, leased until LeaseUntil.
+type ClaimRequest struct {
+	Queue      string
+	Node       string
+	Limit      int
+	Now        time.Time
+	LeaseUntil time.Time
+}
+
 // Fence identifies one claim of one row: a statement fenced by it does nothing if the job was
 // since released or claimed again (by this node or another), so a stale holder cannot touch it.
 type Fence struct {
@@ -63,8 +72,10 @@ var ErrClosed = errors.New("sql store is closed")
 type Store interface {
 	// Insert commits one job.
 	Insert(ctx context.Context, job NewJob) error
-	// Claim reserves up to limit ready jobs of a queue for a node, in (priority, available_at, id) order.
-	Claim(ctx context.Context, queue, node string, limit int, now time.Time) ([]Job, error)
+	// Claim reserves up to Limit ready jobs of a queue for a node, in (priority, available_at, id) order.
+	Claim(ctx context.Context, req ClaimRequest) ([]Job, error)
+	// Extend pushes the lease of held jobs to until (the job is still queued or running here).
+	Extend(ctx context.Context, fences []Fence, until time.Time) (int64, error)
 	// Ack deletes acknowledged jobs; fences that no longer hold are skipped. Returns rows deleted.
 	Ack(ctx context.Context, fences []Fence) (int64, error)
 	// Requeue makes a held job ready again at availableAt with new headers, in one statement.
@@ -85,8 +96,9 @@ type Store interface {
 	// Nodes lists the registered nodes.
 	Nodes(ctx context.Context) ([]Node, error)
 	// Reap removes nodes whose heartbeat is older than staleBefore plus the listed dead ones,
-	// then returns every job reserved by a node that is no longer registered to ready.
-	Reap(ctx context.Context, staleBefore time.Time, dead []string) (jobs int64, err error)
+	// then returns to ready every job reserved by a node that is no longer registered and every
+	// job whose lease ended before now.
+	Reap(ctx context.Context, now, staleBefore time.Time, dead []string) (jobs int64, err error)
 	// RemoveNode unregisters a stopping node and returns what it still holds to ready.
 	RemoveNode(ctx context.Context, node string) (jobs int64, err error)
 

@@ -104,7 +104,7 @@ func TestClaimOrderPriorityThenFIFO(t *testing.T) {
 		for i, p := range []int64{5, 1, 5, 1, 3} {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprintf("j%d", i), Priority: p, Payload: []byte("x")})
 		}
-		got, err := s.Claim(ctx, "q", "n1", 10, time.Now())
+		got, err := claim(s, "q", "n1", 10, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestClaimOrderPriorityThenFIFO(t *testing.T) {
 		if got[0].Attempts != 1 {
 			t.Fatalf("attempts after first claim = %d, want 1", got[0].Attempts)
 		}
-		again, _ := s.Claim(ctx, "q", "n2", 10, time.Now())
+		again, _ := claim(s, "q", "n2", 10, time.Now())
 		if len(again) != 0 {
 			t.Fatalf("reserved jobs claimed twice: %v", ids(again))
 		}
@@ -128,7 +128,7 @@ func TestClaimLimitAndQueues(t *testing.T) {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i), Queue: "a"})
 		}
 		mustInsert(t, s, NewJob{JobID: "other", Queue: "b"})
-		got, _ := s.Claim(ctx, "a", "n", 3, time.Now())
+		got, _ := claim(s, "a", "n", 3, time.Now())
 		if len(got) != 3 {
 			t.Fatalf("claimed %d, want 3", len(got))
 		}
@@ -145,14 +145,14 @@ func TestDelayedJobsWaitAndSameSecondSurvive(t *testing.T) {
 		for i := range 50 {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i), AvailableAt: due})
 		}
-		if got, _ := s.Claim(ctx, "q", "n", 100, time.Now()); len(got) != 0 {
+		if got, _ := claim(s, "q", "n", 100, time.Now()); len(got) != 0 {
 			t.Fatalf("claimed %d delayed jobs before their time", len(got))
 		}
 		c, _ := s.Counts(ctx, "q", time.Now())
 		if c.Delayed != 50 || c.Ready != 0 {
 			t.Fatalf("counts = %+v, want 50 delayed", c)
 		}
-		got, _ := s.Claim(ctx, "q", "n", 100, due.Add(time.Millisecond))
+		got, _ := claim(s, "q", "n", 100, due.Add(time.Millisecond))
 		if len(got) != 50 {
 			t.Fatalf("claimed %d jobs due in the same millisecond, want all 50", len(got))
 		}
@@ -162,12 +162,12 @@ func TestDelayedJobsWaitAndSameSecondSurvive(t *testing.T) {
 func TestAckIsFenced(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		mustInsert(t, s, NewJob{JobID: "a"})
-		first, _ := s.Claim(ctx, "q", "n1", 1, time.Now())
+		first, _ := claim(s, "q", "n1", 1, time.Now())
 		// The job goes back and another claim takes it: the first holder's ack must not delete it.
 		if n, _ := s.Release(ctx, []Fence{first[0].Fence}); n != 1 {
 			t.Fatalf("released %d, want 1", n)
 		}
-		second, _ := s.Claim(ctx, "q", "n2", 1, time.Now())
+		second, _ := claim(s, "q", "n2", 1, time.Now())
 		if len(second) != 1 || second[0].Attempts != 1 {
 			t.Fatalf("second claim = %+v (a release must not count an attempt)", second)
 		}
@@ -187,7 +187,7 @@ func TestAckIsFenced(t *testing.T) {
 func TestRequeueStoresHeadersAndDelay(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		mustInsert(t, s, NewJob{JobID: "a", Headers: map[string][]string{"k": {"1"}}})
-		got, _ := s.Claim(ctx, "q", "n", 1, time.Now())
+		got, _ := claim(s, "q", "n", 1, time.Now())
 		later := time.Now().Add(2 * time.Second)
 		ok, err := s.Requeue(ctx, got[0].Fence, map[string][]string{"k": {"1"}, "retry": {"yes"}}, later)
 		if err != nil || !ok {
@@ -196,10 +196,10 @@ func TestRequeueStoresHeadersAndDelay(t *testing.T) {
 		if ok, _ := s.Requeue(ctx, got[0].Fence, nil, time.Now()); ok {
 			t.Fatal("a second requeue with the same fence succeeded")
 		}
-		if again, _ := s.Claim(ctx, "q", "n", 1, time.Now()); len(again) != 0 {
+		if again, _ := claim(s, "q", "n", 1, time.Now()); len(again) != 0 {
 			t.Fatal("requeued job claimable before its delay")
 		}
-		again, _ := s.Claim(ctx, "q", "n", 1, later.Add(time.Millisecond))
+		again, _ := claim(s, "q", "n", 1, later.Add(time.Millisecond))
 		if len(again) != 1 || again[0].Headers["retry"][0] != "yes" || again[0].Headers["k"][0] != "1" || again[0].Attempts != 2 {
 			t.Fatalf("requeued job = %+v", again)
 		}
@@ -209,7 +209,7 @@ func TestRequeueStoresHeadersAndDelay(t *testing.T) {
 func TestFailMovesToFailedJobs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		mustInsert(t, s, NewJob{JobID: "a"})
-		got, _ := s.Claim(ctx, "q", "n", 1, time.Now())
+		got, _ := claim(s, "q", "n", 1, time.Now())
 		ok, err := s.Fail(ctx, got[0].Fence, "boom", time.Now())
 		if err != nil || !ok {
 			t.Fatalf("fail = %v, %v", ok, err)
@@ -237,7 +237,7 @@ func TestReapReturnsJobsOfDeadNodes(t *testing.T) {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i)})
 		}
 		for _, id := range []string{"alive", "stale", "crashed"} {
-			if got, _ := s.Claim(ctx, "q", id, 1, time.Now()); len(got) != 1 {
+			if got, _ := claim(s, "q", id, 1, time.Now()); len(got) != 1 {
 				t.Fatalf("node %s claimed %d", id, len(got))
 			}
 		}
@@ -245,7 +245,7 @@ func TestReapReturnsJobsOfDeadNodes(t *testing.T) {
 		if ok, _ := s.Heartbeat(ctx, "alive", later); !ok {
 			t.Fatal("heartbeat of a registered node reported it gone")
 		}
-		released, err := s.Reap(ctx, later.Add(-30*time.Second), []string{"crashed"})
+		released, err := s.Reap(ctx, later, later.Add(-30*time.Second), []string{"crashed"})
 		if err != nil || released != 2 {
 			t.Fatalf("reap released %d (%v), want 2", released, err)
 		}
@@ -278,7 +278,7 @@ func TestConcurrentClaimsTakeEachJobOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					got, err := s.Claim(ctx, "q", fmt.Sprint("n", w), 25, time.Now())
+					got, err := claim(s, "q", fmt.Sprint("n", w), 25, time.Now())
 					if err != nil {
 						t.Error(err)
 						return
@@ -349,7 +349,7 @@ func TestClaimPlanUsesTheIndex(t *testing.T) {
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Claim(ctx, "q1", "n", 500, time.Now()); err != nil {
+		if _, err := claim(s, "q1", "n", 500, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		analyze := map[string]string{"sqlite": "ANALYZE", "postgres": "ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[s.Dialect()]
@@ -376,6 +376,42 @@ func TestClaimPlanUsesTheIndex(t *testing.T) {
 			if strings.Contains(plan, w) {
 				t.Errorf("claim plan has %q", w)
 			}
+		}
+	})
+}
+
+func claim(s Store, queue, node string, limit int, now time.Time) ([]Job, error) {
+	return s.Claim(ctx, ClaimRequest{Queue: queue, Node: node, Limit: limit, Now: now, LeaseUntil: now.Add(time.Minute)})
+}
+
+func TestExpiredLeaseReturnsToReadyAndExtendKeepsIt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		now := time.Now()
+		if err := s.RegisterNode(ctx, Node{ID: "n", Host: "h", PID: 1}, now); err != nil {
+			t.Fatal(err)
+		}
+		mustInsert(t, s, NewJob{JobID: "kept"})
+		mustInsert(t, s, NewJob{JobID: "lost"})
+		got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 2, Now: time.Now(), LeaseUntil: now.Add(time.Second)})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("claim = %d, %v", len(got), err)
+		}
+		kept := got[0]
+		if kept.JobID != "kept" {
+			kept = got[1]
+		}
+		if n, _ := s.Extend(ctx, []Fence{kept.Fence}, now.Add(time.Hour)); n != 1 {
+			t.Fatalf("extended %d leases, want 1", n)
+		}
+		later := now.Add(2 * time.Second)
+		// The node is alive (no stale heartbeat cut-off in the past): only the lapsed lease counts.
+		released, err := s.Reap(ctx, later, now.Add(-time.Hour), nil)
+		if err != nil || released != 1 {
+			t.Fatalf("reap released %d (%v), want the one job whose lease lapsed", released, err)
+		}
+		again, _ := claim(s, "q", "n2", 5, later)
+		if len(again) != 1 || again[0].JobID != "lost" {
+			t.Fatalf("after reap claimed %v, want [lost]", ids(again))
 		}
 	})
 }

@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS rr_jobs (
     reserved_by  VARCHAR(64)  NULL,
     claim_token  BIGINT       NULL,
     reserved_at  BIGINT       NULL,
+    lease_until  BIGINT       NULL,
     PRIMARY KEY (id),
     KEY rr_jobs_claim (queue, reserved_by, priority, available_at, id),
     KEY rr_jobs_reserved (reserved_by)

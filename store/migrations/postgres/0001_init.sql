@@ -13,7 +13,8 @@ CREATE TABLE rr_jobs (
     auto_ack     BOOLEAN NOT NULL DEFAULT FALSE,
     reserved_by  TEXT,                            -- node id holding the job; NULL = ready or delayed
     claim_token  BIGINT,                          -- fences ack/nack/requeue to the claim that holds the job
-    reserved_at  BIGINT
+    reserved_at  BIGINT,
+    lease_until  BIGINT                            -- hard deadline of the claim, extended while the job runs
 );
 -- The claim reads this partial index as one range in (priority, available_at, id) order.
 CREATE INDEX rr_jobs_claim ON rr_jobs (queue, priority, available_at, id) WHERE reserved_by IS NULL;

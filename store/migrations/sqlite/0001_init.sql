@@ -13,7 +13,8 @@ CREATE TABLE rr_jobs (
     auto_ack     INTEGER NOT NULL DEFAULT 0,
     reserved_by  TEXT,                           -- node id holding the job; NULL = ready or delayed
     claim_token  INTEGER,                        -- fences ack/nack/requeue to the claim that holds the job
-    reserved_at  INTEGER
+    reserved_at  INTEGER,
+    lease_until  INTEGER                           -- hard deadline of the claim, extended while the job runs
 );
 
 -- The claim reads this index as one range in (priority, available_at, id) order.
