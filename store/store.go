@@ -106,6 +106,9 @@ type Store interface {
 	// ctx ends or the connection fails. ErrNoListen: the database has no such channel (poll instead).
 	Listen(ctx context.Context, onReady func(queue string)) error
 
+	// Ops are the operators' calls (the `sql` RPC service).
+	Ops
+
 	Dialect() string
 	Close() error
 }

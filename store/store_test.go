@@ -415,3 +415,74 @@ func TestExpiredLeaseReturnsToReadyAndExtendKeepsIt(t *testing.T) {
 		}
 	})
 }
+
+func TestOperatorCalls(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		tenant := func(v string) map[string][]string { return map[string][]string{"tenant": {v}} }
+		for i := range 6 {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint("a", i), Headers: tenant([]string{"acme", "globex"}[i%2])})
+		}
+		mustInsert(t, s, NewJob{JobID: "later", Headers: tenant("acme"), AvailableAt: time.Now().Add(time.Hour)})
+		if got, _ := claim(s, "q", "n", 1, time.Now()); len(got) != 1 {
+			t.Fatal("claim one")
+		}
+		groups, err := s.CountByHeader(ctx, "q", "tenant", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "[{acme {2 1 1}} {globex {3 0 0}}]"
+		if fmt.Sprint(groups) != want {
+			t.Fatalf("groups = %v, want %v", groups, want)
+		}
+		st, err := s.Stats(ctx, "q", time.Now().Add(10*time.Millisecond))
+		if err != nil || st.Ready != 5 || st.Delayed != 1 || st.Reserved != 1 || st.OldestReady <= 0 {
+			t.Fatalf("stats = %+v, %v", st, err)
+		}
+		prio := int64(1)
+		if n, err := s.Move(ctx, "q", "q2", &prio, Group{Header: "tenant", Value: "globex"}); err != nil || n != 3 {
+			t.Fatalf("move = %d, %v; want the 3 ready globex jobs", n, err)
+		}
+		moved, _ := claim(s, "q2", "n", 10, time.Now())
+		if len(moved) != 3 || moved[0].Priority != 1 {
+			t.Fatalf("moved jobs claimed = %+v", moved)
+		}
+		if n, err := s.Flush(ctx, "q", Group{}); err != nil || n != 3 {
+			t.Fatalf("flush = %d, %v; want the 2 ready and 1 delayed acme jobs (the reserved one stays)", n, err)
+		}
+		if _, err := s.Flush(ctx, "q", Group{Header: "bad name'", Value: "x"}); err == nil {
+			t.Fatal("a header name outside the allowed pattern was accepted")
+		}
+		for _, j := range moved {
+			if ok, _ := s.Fail(ctx, j.Fence, "boom "+j.JobID, time.Now()); !ok {
+				t.Fatal("fail")
+			}
+		}
+		failed, err := s.ListFailed(ctx, "q2", 0, 2)
+		if err != nil || len(failed) != 2 || failed[0].Error == "" || failed[0].Attempts != 1 || failed[0].Headers["tenant"][0] != "globex" {
+			t.Fatalf("failed page 1 = %+v, %v", failed, err)
+		}
+		rest, _ := s.ListFailed(ctx, "q2", failed[1].ID, 10)
+		if len(rest) != 1 {
+			t.Fatalf("failed page 2 = %+v", rest)
+		}
+		if n, err := s.RetryFailed(ctx, Selection{Queue: "q2", IDs: []int64{failed[0].ID}}, time.Now()); err != nil || n != 1 {
+			t.Fatalf("retry one = %d, %v", n, err)
+		}
+		if n, err := s.DeleteFailed(ctx, Selection{Queue: "q2", IDs: []int64{failed[1].ID}}); err != nil || n != 1 {
+			t.Fatalf("delete one = %d, %v", n, err)
+		}
+		if n, err := s.RetryFailed(ctx, Selection{Queue: "q2", All: true}, time.Now()); err != nil || n != 1 {
+			t.Fatalf("retry all = %d, %v", n, err)
+		}
+		again, _ := claim(s, "q2", "n", 10, time.Now())
+		if len(again) != 2 || again[0].Attempts != 1 {
+			t.Fatalf("retried jobs claimed = %+v (a retry starts the attempts again)", again)
+		}
+		for _, j := range again {
+			_, _ = s.Fail(ctx, j.Fence, "again", time.Now().Add(-48*time.Hour))
+		}
+		if n, err := s.PruneFailed(ctx, time.Now().Add(-24*time.Hour), 1); err != nil || n != 2 {
+			t.Fatalf("prune = %d, %v", n, err)
+		}
+	})
+}

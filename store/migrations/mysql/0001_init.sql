@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS rr_failed_jobs (
     error     TEXT         NOT NULL,
     failed_at BIGINT       NOT NULL,
     PRIMARY KEY (id),
-    KEY rr_failed_jobs_queue (queue, id)
+    KEY rr_failed_jobs_queue (queue, id),
+    KEY rr_failed_jobs_failed_at (failed_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS rr_nodes (

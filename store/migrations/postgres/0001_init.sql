@@ -36,6 +36,7 @@ CREATE TABLE rr_failed_jobs (
     failed_at BIGINT  NOT NULL
 );
 CREATE INDEX rr_failed_jobs_queue ON rr_failed_jobs (queue, id);
+CREATE INDEX rr_failed_jobs_failed_at ON rr_failed_jobs (failed_at);
 
 CREATE TABLE rr_nodes (
     id           TEXT    PRIMARY KEY,

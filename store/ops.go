@@ -1,0 +1,311 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Operations beyond the job's own path: what the `sql` RPC service offers operators.
+
+// Group selects the jobs whose header Name has Value as its first value. The zero Group selects all.
+type Group struct {
+	Header string
+	Value  string
+}
+
+// HeaderName is what a header name used for grouping may look like: it reaches SQL only as a
+// bound JSON path, and this keeps the path's quoting trivial.
+var HeaderName = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,128}$`)
+
+// QueueStats are a queue's counts plus what an operator watches.
+type QueueStats struct {
+	Counts
+	Failed int64
+	// OldestReady is the age of the oldest job ready to run (0 when none): how far behind workers are.
+	OldestReady time.Duration
+}
+
+// GroupCount is the number of jobs per state for one header value.
+type GroupCount struct {
+	Value string
+	Counts
+}
+
+// FailedJob is a row of the failed jobs.
+type FailedJob struct {
+	ID       int64
+	JobID    string
+	Queue    string
+	Name     string
+	Payload  []byte
+	Headers  map[string][]string
+	Attempts int64
+	Error    string
+	FailedAt time.Time
+}
+
+// Selection picks failed jobs: the listed ids, or every one of the queue when All is set.
+type Selection struct {
+	Queue string
+	IDs   []int64
+	All   bool
+}
+
+// Ops is implemented by every store.
+type Ops interface {
+	Stats(ctx context.Context, queue string, now time.Time) (QueueStats, error)
+	CountByHeader(ctx context.Context, queue, header string, now time.Time) ([]GroupCount, error)
+	Flush(ctx context.Context, queue string, g Group) (int64, error)
+	Move(ctx context.Context, from, to string, priority *int64, g Group) (int64, error)
+	ListFailed(ctx context.Context, queue string, afterID int64, limit int) ([]FailedJob, error)
+	RetryFailed(ctx context.Context, sel Selection, now time.Time) (int64, error)
+	DeleteFailed(ctx context.Context, sel Selection) (int64, error)
+	PruneFailed(ctx context.Context, olderThan time.Time, batch int) (int64, error)
+}
+
+var _ Ops = (*sqlStore)(nil)
+
+// headerExpr is the SQL expression of the first value of a header whose JSON path is bound.
+func (s *sqlStore) headerExpr() string {
+	switch s.d.name {
+	case "postgres":
+		return `(headers::jsonb #>> ?::text[])`
+	case "mysql":
+		return `JSON_UNQUOTE(JSON_EXTRACT(headers, ?))`
+	default:
+		return `json_extract(headers, ?)`
+	}
+}
+
+// headerPath is the bound argument of headerExpr for a header's first value.
+func (s *sqlStore) headerPath(header string) any {
+	if s.d.name == "postgres" {
+		return "{" + header + ",0}"
+	}
+	return `$."` + header + `"[0]`
+}
+
+// groupFilter is the extra WHERE clause and arguments of a Group.
+func (s *sqlStore) groupFilter(g Group) (string, []any, error) {
+	if g.Header == "" {
+		return "", nil, nil
+	}
+	if !HeaderName.MatchString(g.Header) {
+		return "", nil, fmt.Errorf("header name %q: use 1-128 letters, digits, '_', '-' or '.'", g.Header)
+	}
+	return " AND " + s.headerExpr() + " = ?", []any{s.headerPath(g.Header), g.Value}, nil
+}
+
+func (s *sqlStore) Stats(ctx context.Context, queue string, now time.Time) (QueueStats, error) {
+	var st QueueStats
+	c, err := s.Counts(ctx, queue, now)
+	if err != nil {
+		return st, err
+	}
+	st.Counts = c
+	if st.Failed, err = s.FailedCount(ctx, queue); err != nil {
+		return st, err
+	}
+	var oldest *int64
+	err = s.r.QueryRowContext(ctx, s.q(`SELECT MIN(available_at) FROM rr_jobs
+		WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?`), queue, ms(now)).Scan(&oldest)
+	if err != nil {
+		return st, fmt.Errorf("oldest ready job of queue %s: %w", queue, err)
+	}
+	if oldest != nil {
+		st.OldestReady = now.Sub(time.UnixMilli(*oldest))
+	}
+	return st, nil
+}
+
+func (s *sqlStore) CountByHeader(ctx context.Context, queue, header string, now time.Time) ([]GroupCount, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if !HeaderName.MatchString(header) {
+		return nil, fmt.Errorf("header name %q: use 1-128 letters, digits, '_', '-' or '.'", header)
+	}
+	expr := s.headerExpr()
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT g,
+			SUM(CASE WHEN reserved_by IS NULL AND available_at <= ? THEN 1 ELSE 0 END),
+			SUM(CASE WHEN reserved_by IS NULL AND available_at > ? THEN 1 ELSE 0 END),
+			SUM(CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END)
+		FROM (SELECT `+expr+` AS g, reserved_by, available_at FROM rr_jobs WHERE queue = ?) t
+		GROUP BY g ORDER BY g`), ms(now), ms(now), s.headerPath(header), queue)
+	if err != nil {
+		return nil, fmt.Errorf("count queue %s by header %s: %w", queue, header, err)
+	}
+	defer rows.Close()
+	var out []GroupCount
+	for rows.Next() {
+		var (
+			g     GroupCount
+			value *string
+		)
+		if err := rows.Scan(&value, &g.Ready, &g.Delayed, &g.Reserved); err != nil {
+			return nil, err
+		}
+		if value != nil {
+			g.Value = *value
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) Flush(ctx context.Context, queue string, g Group) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	filter, args, err := s.groupFilter(g)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`+filter),
+		append([]any{queue}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("flush queue %s: %w", queue, err)
+	}
+	return res.RowsAffected()
+}
+
+func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g Group) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	filter, args, err := s.groupFilter(g)
+	if err != nil {
+		return 0, err
+	}
+	set, lead := "queue = ?", []any{to}
+	if priority != nil {
+		set, lead = "queue = ?, priority = ?", []any{to, *priority}
+	}
+	all := append(append(lead, from), args...)
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL`+filter), all...)
+	if err != nil {
+		return 0, fmt.Errorf("move jobs from %s to %s: %w", from, to, err)
+	}
+	return res.RowsAffected()
+}
+
+func (s *sqlStore) ListFailed(ctx context.Context, queue string, afterID int64, limit int) ([]FailedJob, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, job_id, queue, name, payload, headers, attempts, error, failed_at
+		FROM rr_failed_jobs WHERE queue = ? AND id > ? ORDER BY id LIMIT ?`), queue, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list failed jobs of %s: %w", queue, err)
+	}
+	defer rows.Close()
+	var out []FailedJob
+	for rows.Next() {
+		var (
+			f       FailedJob
+			headers []byte
+			at      int64
+		)
+		if err := rows.Scan(&f.ID, &f.JobID, &f.Queue, &f.Name, &f.Payload, &headers, &f.Attempts, &f.Error, &at); err != nil {
+			return nil, err
+		}
+		if f.Headers, err = decodeHeaders(headers); err != nil {
+			return nil, err
+		}
+		f.FailedAt = time.UnixMilli(at)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// selectionFilter is the WHERE clause of a Selection of failed jobs.
+func selectionFilter(sel Selection) (string, []any, error) {
+	if sel.All {
+		return "queue = ?", []any{sel.Queue}, nil
+	}
+	if len(sel.IDs) == 0 {
+		return "", nil, fmt.Errorf("select failed jobs by ids, or all of the pipeline")
+	}
+	args := []any{sel.Queue}
+	for _, id := range sel.IDs {
+		args = append(args, id)
+	}
+	return "queue = ? AND id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(sel.IDs)), ",") + ")", args, nil
+}
+
+// RetryFailed puts failed jobs back to ready with a fresh attempt count, in one transaction.
+func (s *sqlStore) RetryFailed(ctx context.Context, sel Selection, now time.Time) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	where, args, err := selectionFilter(sel)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO rr_jobs
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, attempts, auto_ack)
+		SELECT queue, job_id, name, payload, headers, priority, ?, ?, 0, ?
+		FROM rr_failed_jobs WHERE `+where+` ORDER BY id`), append([]any{ms(now), ms(now), false}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("retry failed jobs: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_failed_jobs WHERE `+where), args...); err != nil {
+		return 0, fmt.Errorf("retry failed jobs: %w", err)
+	}
+	return n, tx.Commit()
+}
+
+func (s *sqlStore) DeleteFailed(ctx context.Context, sel Selection) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	where, args, err := selectionFilter(sel)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rr_failed_jobs WHERE `+where), args...)
+	if err != nil {
+		return 0, fmt.Errorf("delete failed jobs: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// PruneFailed deletes failed jobs older than olderThan, batch rows per statement, so no statement
+// holds locks for long. Returns how many it deleted.
+func (s *sqlStore) PruneFailed(ctx context.Context, olderThan time.Time, batch int) (int64, error) {
+	var total int64
+	for {
+		if err := s.check(); err != nil {
+			return total, err
+		}
+		var (
+			res sqlResult
+			err error
+		)
+		if s.d.name == "mysql" {
+			res, err = s.w.ExecContext(ctx, `DELETE FROM rr_failed_jobs WHERE failed_at < ? ORDER BY id LIMIT ?`, ms(olderThan), batch)
+		} else {
+			res, err = s.w.ExecContext(ctx, s.q(`DELETE FROM rr_failed_jobs WHERE id IN (
+				SELECT id FROM rr_failed_jobs WHERE failed_at < ? ORDER BY id LIMIT ?)`), ms(olderThan), batch)
+		}
+		if err != nil {
+			return total, fmt.Errorf("prune failed jobs: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+type sqlResult interface{ RowsAffected() (int64, error) }
