@@ -7,12 +7,14 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
 	"github.com/roadrunner-server/endure/v2/dep"
 	"github.com/rr-sql/sqljobs/config"
 	"github.com/rr-sql/sqljobs/driver"
 	"github.com/rr-sql/sqljobs/pipeline"
+	"github.com/rr-sql/sqljobs/rpc"
 	jprop "go.opentelemetry.io/contrib/propagators/jaeger"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -46,6 +48,8 @@ type Plugin struct {
 	tracer   *sdktrace.TracerProvider
 	prop     propagation.TextMapPropagator
 	registry *pipeline.Registry
+	// drivers are the live pipelines by name, for the `sql` RPC service.
+	drivers sync.Map // string -> *driver.Driver
 }
 
 // Init validates the `sql:` section (absent is fine: pipelines then use an SQLite file).
@@ -115,7 +119,42 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (jobs.Driver, err
 	if err != nil {
 		return nil, err
 	}
-	return driver.New(pc, conn, pq, p.log, p.tracer, p.prop), nil
+	d := driver.New(pc, conn, pq, p.log, p.tracer, p.prop)
+	p.drivers.Store(pc.Name, d)
+	return d, nil
+}
+
+// RPC is the `sql` RPC service (the rpc plugin registers it as sql.*).
+func (p *Plugin) RPC() any {
+	return &rpc.Service{Pipelines: (*livePipelines)(p)}
+}
+
+// livePipelines shows the plugin's running drivers to the RPC service.
+type livePipelines Plugin
+
+func (l *livePipelines) Lookup(name string) (rpc.Target, bool) {
+	v, ok := l.drivers.Load(name)
+	if !ok {
+		return rpc.Target{}, false
+	}
+	d := v.(*driver.Driver)
+	if d.Stopped() {
+		l.drivers.CompareAndDelete(name, v)
+		return rpc.Target{}, false
+	}
+	c := d.Config()
+	return rpc.Target{Pipeline: c.Name, Queue: c.Queue, Connection: d.Conn().Name, Store: d.Conn().Store, Wake: d.Wake}, true
+}
+
+func (l *livePipelines) Names() []string {
+	var out []string
+	l.drivers.Range(func(k, v any) bool {
+		if !v.(*driver.Driver).Stopped() {
+			out = append(out, k.(string))
+		}
+		return true
+	})
+	return out
 }
 
 // declaredOptions reads the option map of a declared pipeline. The jobs.Pipeline interface has no

@@ -203,6 +203,22 @@ func (d *Driver) State(ctx context.Context) (*jobs.State, error) {
 	return st, nil
 }
 
+// Config is the pipeline's configuration.
+func (d *Driver) Config() *config.Pipeline { return d.cfg }
+
+// Conn is the pipeline's connection.
+func (d *Driver) Conn() *pipeline.Conn { return d.conn }
+
+// Stopped tells whether Stop was called.
+func (d *Driver) Stopped() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopped
+}
+
+// Wake makes the consumer look for ready jobs now (after operators made some ready).
+func (d *Driver) Wake() { d.nudge() }
+
 func (d *Driver) start() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

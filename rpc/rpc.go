@@ -1,0 +1,333 @@
+// Package rpc is the `sql` RPC service: what operators need beyond the `jobs` RPC. Call it from
+// PHP with `$rpc->call('sql.Stats', ['pipelines' => ['emails']])` (JSON) or from Go with goridge's
+// RPC client (gob). Every method names the pipeline it works on; arguments are validated first.
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/rr-sql/sqljobs/store"
+)
+
+// callTimeout bounds one call's database work.
+const callTimeout = 30 * time.Second
+
+// Target is a pipeline as the service sees it.
+type Target struct {
+	Pipeline   string
+	Queue      string
+	Connection string
+	Store      store.Store
+	// Wake nudges the pipeline's local consumer after jobs became ready (retry, move).
+	Wake func()
+}
+
+// Pipelines finds the live `sql` pipelines of this node.
+type Pipelines interface {
+	Lookup(pipeline string) (Target, bool)
+	Names() []string
+}
+
+// Service is registered by the rpc plugin as `sql.Method`.
+type Service struct {
+	Pipelines Pipelines
+}
+
+func (s *Service) target(pipeline string) (Target, error) {
+	if pipeline == "" {
+		return Target{}, errors.New("pipeline is required")
+	}
+	t, ok := s.Pipelines.Lookup(pipeline)
+	if !ok {
+		names := s.Pipelines.Names()
+		sort.Strings(names)
+		return Target{}, fmt.Errorf("unknown sql pipeline %q (sql pipelines here: %v)", pipeline, names)
+	}
+	return t, nil
+}
+
+func (s *Service) group(header, value string) (store.Group, error) {
+	if header == "" {
+		if value != "" {
+			return store.Group{}, errors.New("value given without header: name the header that holds the group")
+		}
+		return store.Group{}, nil
+	}
+	if !store.HeaderName.MatchString(header) {
+		return store.Group{}, fmt.Errorf("header %q: use 1-128 letters, digits, '_', '-' or '.'", header)
+	}
+	return store.Group{Header: header, Value: value}, nil
+}
+
+// StatsRequest names pipelines; empty means all of this node's sql pipelines.
+type StatsRequest struct {
+	Pipelines []string `json:"pipelines"`
+}
+
+// PipelineStats are one pipeline's numbers.
+type PipelineStats struct {
+	Pipeline   string `json:"pipeline"`
+	Queue      string `json:"queue"`
+	Connection string `json:"connection"`
+	Ready      int64  `json:"ready"`
+	Delayed    int64  `json:"delayed"`
+	Reserved   int64  `json:"reserved"`
+	Failed     int64  `json:"failed"`
+	// OldestReadyMs is the age of the oldest job waiting to run, in milliseconds.
+	OldestReadyMs int64 `json:"oldest_ready_ms"`
+}
+
+// StatsResponse lists the pipelines' stats in name order.
+type StatsResponse struct {
+	Stats []PipelineStats `json:"stats"`
+}
+
+// Stats reports per pipeline: ready, delayed, reserved, failed and the oldest ready job's age.
+func (s *Service) Stats(in *StatsRequest, out *StatsResponse) error {
+	names := in.Pipelines
+	if len(names) == 0 {
+		names = s.Pipelines.Names()
+	}
+	sort.Strings(names)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	out.Stats = out.Stats[:0]
+	for _, name := range names {
+		t, err := s.target(name)
+		if err != nil {
+			return err
+		}
+		st, err := t.Store.Stats(ctx, t.Queue, time.Now())
+		if err != nil {
+			return fmt.Errorf("stats of %s: %w", name, err)
+		}
+		out.Stats = append(out.Stats, PipelineStats{
+			Pipeline: name, Queue: t.Queue, Connection: t.Connection,
+			Ready: st.Ready, Delayed: st.Delayed, Reserved: st.Reserved, Failed: st.Failed,
+			OldestReadyMs: st.OldestReady.Milliseconds(),
+		})
+	}
+	return nil
+}
+
+// GroupsRequest asks for a pipeline's jobs counted by the first value of a header.
+type GroupsRequest struct {
+	Pipeline string `json:"pipeline"`
+	Header   string `json:"header"`
+}
+
+// GroupStats are the counts of one header value ("" = jobs without the header).
+type GroupStats struct {
+	Value    string `json:"value"`
+	Ready    int64  `json:"ready"`
+	Delayed  int64  `json:"delayed"`
+	Reserved int64  `json:"reserved"`
+}
+
+// GroupsResponse lists the groups in value order.
+type GroupsResponse struct {
+	Groups []GroupStats `json:"groups"`
+}
+
+// Groups counts a pipeline's jobs per value of a header (a tenant, a message group, ...).
+func (s *Service) Groups(in *GroupsRequest, out *GroupsResponse) error {
+	t, err := s.target(in.Pipeline)
+	if err != nil {
+		return err
+	}
+	if in.Header == "" {
+		return errors.New("header is required: the header whose first value names the group")
+	}
+	if _, err = s.group(in.Header, ""); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	groups, err := t.Store.CountByHeader(ctx, t.Queue, in.Header, time.Now())
+	if err != nil {
+		return err
+	}
+	out.Groups = out.Groups[:0]
+	for _, g := range groups {
+		out.Groups = append(out.Groups, GroupStats{Value: g.Value, Ready: g.Ready, Delayed: g.Delayed, Reserved: g.Reserved})
+	}
+	return nil
+}
+
+// FlushRequest deletes a pipeline's waiting (ready and delayed) jobs, or only one group's.
+type FlushRequest struct {
+	Pipeline string `json:"pipeline"`
+	Header   string `json:"header"`
+	Value    string `json:"value"`
+}
+
+// CountResponse says how many jobs a call touched.
+type CountResponse struct {
+	Count int64 `json:"count"`
+}
+
+// Flush deletes waiting jobs; jobs at workers are left to finish.
+func (s *Service) Flush(in *FlushRequest, out *CountResponse) error {
+	t, err := s.target(in.Pipeline)
+	if err != nil {
+		return err
+	}
+	g, err := s.group(in.Header, in.Value)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	out.Count, err = t.Store.Flush(ctx, t.Queue, g)
+	return err
+}
+
+// MoveRequest re-routes a pipeline's ready and delayed jobs (or one group's) to another pipeline,
+// optionally with a new priority.
+type MoveRequest struct {
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Priority *int64 `json:"priority"`
+	Header   string `json:"header"`
+	Value    string `json:"value"`
+}
+
+// Move re-routes jobs in one statement; both pipelines must share a connection.
+func (s *Service) Move(in *MoveRequest, out *CountResponse) error {
+	from, err := s.target(in.From)
+	if err != nil {
+		return fmt.Errorf("from: %w", err)
+	}
+	to, err := s.target(in.To)
+	if err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+	if from.Connection != to.Connection {
+		return fmt.Errorf("pipelines %s (connection %s) and %s (connection %s) are in different databases: jobs can move only within one",
+			from.Pipeline, from.Connection, to.Pipeline, to.Connection)
+	}
+	if from.Queue == to.Queue {
+		return fmt.Errorf("pipelines %s and %s share queue %s: nothing to move", from.Pipeline, to.Pipeline, from.Queue)
+	}
+	g, err := s.group(in.Header, in.Value)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if out.Count, err = from.Store.Move(ctx, from.Queue, to.Queue, in.Priority, g); err != nil {
+		return err
+	}
+	to.Wake()
+	return nil
+}
+
+// FailedListRequest pages through a pipeline's failed jobs in id order.
+type FailedListRequest struct {
+	Pipeline string `json:"pipeline"`
+	// AfterID is the last id of the previous page (0 for the first).
+	AfterID int64 `json:"after_id"`
+	// Limit is the page size (default 50, at most 1000).
+	Limit int `json:"limit"`
+}
+
+// FailedJob is a failed job as listed.
+type FailedJob struct {
+	ID       int64               `json:"id"`
+	JobID    string              `json:"job_id"`
+	Job      string              `json:"job"`
+	Pipeline string              `json:"pipeline"`
+	Payload  string              `json:"payload"`
+	Headers  map[string][]string `json:"headers"`
+	Attempts int64               `json:"attempts"`
+	Error    string              `json:"error"`
+	FailedAt string              `json:"failed_at"`
+}
+
+// FailedListResponse is one page; NextAfterID is 0 on the last page.
+type FailedListResponse struct {
+	Jobs        []FailedJob `json:"jobs"`
+	NextAfterID int64       `json:"next_after_id"`
+}
+
+// FailedList lists failed jobs with their last error.
+func (s *Service) FailedList(in *FailedListRequest, out *FailedListResponse) error {
+	t, err := s.target(in.Pipeline)
+	if err != nil {
+		return err
+	}
+	limit := in.Limit
+	switch {
+	case limit == 0:
+		limit = 50
+	case limit < 0 || limit > 1000:
+		return fmt.Errorf("limit %d: use 1 to 1000", limit)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	jobs, err := t.Store.ListFailed(ctx, t.Queue, in.AfterID, limit)
+	if err != nil {
+		return err
+	}
+	out.Jobs = out.Jobs[:0]
+	for _, j := range jobs {
+		out.Jobs = append(out.Jobs, FailedJob{
+			ID: j.ID, JobID: j.JobID, Job: j.Name, Pipeline: in.Pipeline, Payload: string(j.Payload), Headers: j.Headers,
+			Attempts: j.Attempts, Error: j.Error, FailedAt: j.FailedAt.UTC().Format(time.RFC3339Nano),
+		})
+	}
+	out.NextAfterID = 0
+	if len(jobs) == limit {
+		out.NextAfterID = jobs[len(jobs)-1].ID
+	}
+	return nil
+}
+
+// FailedRequest selects failed jobs of a pipeline: by ids, or all of them.
+type FailedRequest struct {
+	Pipeline string  `json:"pipeline"`
+	IDs      []int64 `json:"ids"`
+	All      bool    `json:"all"`
+}
+
+func (s *Service) selection(in *FailedRequest) (Target, store.Selection, error) {
+	t, err := s.target(in.Pipeline)
+	if err != nil {
+		return t, store.Selection{}, err
+	}
+	if in.All == (len(in.IDs) > 0) {
+		return t, store.Selection{}, errors.New("give either ids (from FailedList) or all: true")
+	}
+	return t, store.Selection{Queue: t.Queue, IDs: in.IDs, All: in.All}, nil
+}
+
+// FailedRetry puts failed jobs back to ready, their attempts counted afresh.
+func (s *Service) FailedRetry(in *FailedRequest, out *CountResponse) error {
+	t, sel, err := s.selection(in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if out.Count, err = t.Store.RetryFailed(ctx, sel, time.Now()); err != nil {
+		return err
+	}
+	t.Wake()
+	return nil
+}
+
+// FailedDelete deletes failed jobs for good.
+func (s *Service) FailedDelete(in *FailedRequest, out *CountResponse) error {
+	t, sel, err := s.selection(in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	out.Count, err = t.Store.DeleteFailed(ctx, sel)
+	return err
+}
