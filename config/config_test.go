@@ -83,7 +83,8 @@ func TestParsePipelineDefaultsAndTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Pipeline{Name: "emails", Connection: DefaultConnection, Queue: "emails", Priority: 10, Prefetch: 100, PollInterval: time.Second, Lease: time.Minute}
+	want := Pipeline{Name: "emails", Connection: DefaultConnection, Queue: "emails", Priority: 10, Prefetch: 100, PollInterval: time.Second, Lease: time.Minute,
+		MaxAttempts: 3, Backoff: time.Second, BackoffMax: 5 * time.Minute}
 	if *p != want {
 		t.Fatalf("defaults = %+v, want %+v", *p, want)
 	}
@@ -112,7 +113,7 @@ func TestParsePipelineErrors(t *testing.T) {
 		raw  map[string]any
 		want []string
 	}{
-		"unknown":       {map[string]any{"prefech": 3}, []string{`pipeline "p": unknown option "prefech"`, "allowed: connection, queue, priority, prefetch, poll_interval, lease"}},
+		"unknown":       {map[string]any{"prefech": 3}, []string{`pipeline "p": unknown option "prefech"`, "allowed: connection, queue, priority, prefetch, poll_interval, lease, max_attempts, backoff, backoff_max"}},
 		"wrong type":    {map[string]any{"prefetch": "many"}, []string{`option "prefetch"`, "integer between 1 and 100000", `"many"`}},
 		"out of range":  {map[string]any{"prefetch": 0}, []string{`option "prefetch"`, "got 0"}},
 		"bad queue":     {map[string]any{"queue": "a b"}, []string{`option "queue"`}},
@@ -152,5 +153,17 @@ func TestLeaseMustOutlastHeartbeats(t *testing.T) {
 	_, err := g.Resolve(&Pipeline{Name: "p", Connection: DefaultConnection, Lease: time.Second})
 	if err == nil || !strings.Contains(err.Error(), `option "lease"`) || !strings.Contains(err.Error(), "heartbeat_interval") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRetryDelayDoublesWithJitterUpToTheCap(t *testing.T) {
+	p := &Pipeline{Backoff: time.Second, BackoffMax: 10 * time.Second}
+	for attempt, want := range map[int64]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 40: 10 * time.Second} {
+		if got := p.RetryDelay(attempt, 0.5); got != want {
+			t.Errorf("attempt %d: delay %s, want %s", attempt, got, want)
+		}
+		if lo, hi := p.RetryDelay(attempt, 0), p.RetryDelay(attempt, 0.999); lo >= want || hi <= want {
+			t.Errorf("attempt %d: jitter range [%s, %s] does not surround %s", attempt, lo, hi, want)
+		}
 	}
 }

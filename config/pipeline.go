@@ -26,6 +26,24 @@ type Pipeline struct {
 	// Lease is the deadline of a claim. The node's heartbeat extends it while the job is queued or
 	// running here; a job whose lease lapses (its node died, or lost track of it) is delivered again.
 	Lease time.Duration
+	// MaxAttempts caps deliveries of a job that keeps failing without an answer (worker crash,
+	// exec_ttl, no free worker, or its node died): after that many it goes to the failed jobs.
+	MaxAttempts int
+	// Backoff is the delay before the second delivery, doubling for each further one (with
+	// jitter), up to BackoffMax.
+	Backoff    time.Duration
+	BackoffMax time.Duration
+}
+
+// RetryDelay is the wait before the next delivery of a job that failed its attempt-th delivery.
+func (p *Pipeline) RetryDelay(attempt int64, jitter float64) time.Duration {
+	d := p.Backoff
+	for i := int64(1); i < attempt && d < p.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, p.BackoffMax)
+	// jitter in [0,1) spreads retries over 80%..120% of the delay.
+	return time.Duration(float64(d) * (0.8 + 0.4*jitter))
 }
 
 // Option keys of a pipeline.
@@ -36,9 +54,12 @@ const (
 	keyPrefetch     = "prefetch"
 	keyPollInterval = "poll_interval"
 	keyLease        = "lease"
+	keyMaxAttempts  = "max_attempts"
+	keyBackoff      = "backoff"
+	keyBackoffMax   = "backoff_max"
 )
 
-var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease}
+var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease, keyMaxAttempts, keyBackoff, keyBackoffMax}
 
 // declareOnlyKeys are set by RoadRunner (or the caller) in a jobs.Declare map beside our options.
 var declareOnlyKeys = []string{"driver", "name", "created_with_declare", "created_with_config"}
@@ -73,6 +94,12 @@ func parsePipeline(name string, raw map[string]any, extraKeys []string) (*Pipeli
 	p.Prefetch = int(o.Int(keyPrefetch, 100, 1, 100_000))
 	p.PollInterval = o.Duration(keyPollInterval, time.Second, 10*time.Millisecond, time.Hour)
 	p.Lease = o.Duration(keyLease, time.Minute, time.Second, 24*time.Hour)
+	p.MaxAttempts = int(o.Int(keyMaxAttempts, 3, 1, 1000))
+	p.Backoff = o.Duration(keyBackoff, time.Second, 0, 24*time.Hour)
+	p.BackoffMax = o.Duration(keyBackoffMax, 5*time.Minute, 0, 7*24*time.Hour)
+	if p.BackoffMax < p.Backoff {
+		o.fail(keyBackoffMax, "must be at least backoff (%s), got %s", p.Backoff, p.BackoffMax)
+	}
 	if err := o.Err(pipelineKeys); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -85,6 +86,15 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	d.heldMu.Unlock()
 	for i := range claimed {
 		j := d.newJob(claimed[i])
+		if j.Attempts > int64(d.cfg.MaxAttempts) {
+			// Delivered before without an answer that came back (its node died or lost it): a poison
+			// job that kills its worker or node must not loop forever.
+			if err := j.fail(fmt.Sprintf("delivered %d times without an answer (its node died or lost it); max_attempts is %d",
+				j.Attempts-1, d.cfg.MaxAttempts)); err != nil {
+				d.log.Error("move job to failed jobs", zap.String("id", j.JobID), zap.Error(err))
+			}
+			continue
+		}
 		if j.AutoAck {
 			// At-most-once: the job leaves the database as it leaves for the worker.
 			d.acks.add(j.Fence)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -59,12 +61,15 @@ func (j *Job) Body() []byte { return j.Payload }
 // Headers are the job's headers (user headers plus trace context).
 func (j *Job) Headers() map[string][]string { return j.Job.Headers }
 
-// Context is the JSON the PHP worker receives beside the body.
+// AttemptHeader carries the delivery number (1 for the first) to PHP.
+const AttemptHeader = "attempts"
+
+// Context is the JSON the PHP worker receives beside the body: the stored headers (the PHP
+// client reads them unguarded, so never null) plus the delivery number.
 func (j *Job) Context() ([]byte, error) {
-	headers := j.Job.Headers
-	if headers == nil {
-		headers = map[string][]string{} // the PHP client reads headers unguarded
-	}
+	headers := make(map[string][]string, len(j.Job.Headers)+1)
+	maps.Copy(headers, j.Job.Headers)
+	headers[AttemptHeader] = []string{strconv.FormatInt(j.Attempts, 10)}
 	return json.Marshal(struct {
 		ID       string              `json:"id"`
 		Job      string              `json:"job"`
@@ -93,9 +98,16 @@ func (j *Job) Ack() error {
 	return nil
 }
 
-// Nack moves the job to the failed jobs: RoadRunner calls it when the worker errored or crashed.
+// Nack is RoadRunner's answer when the delivery failed without a reply from PHP: the worker
+// crashed, exceeded exec_ttl, no worker was free, or it returned an error frame. The job is retried
+// with backoff until max_attempts deliveries, then moved to the failed jobs.
 func (j *Job) Nack() error {
-	return j.fail("nack: the worker failed or returned an error")
+	const reason = "the worker failed, crashed or returned an error"
+	cfg := j.drv.cfg
+	if j.Attempts >= int64(cfg.MaxAttempts) {
+		return j.fail(fmt.Sprintf("%s (delivery %d of max_attempts %d)", reason, j.Attempts, cfg.MaxAttempts))
+	}
+	return j.requeue(nil, cfg.RetryDelay(j.Attempts, rand.Float64()), reason)
 }
 
 // NackWithOptions requeues (after delay seconds) or fails the job, as the worker asked.
@@ -103,11 +115,15 @@ func (j *Job) NackWithOptions(requeue bool, delay int) error {
 	if requeue {
 		return j.Requeue(nil, delay)
 	}
-	return j.fail("nack: rejected by the worker")
+	return j.fail("rejected by the worker (nack)")
 }
 
 // Requeue makes the job ready again after delay seconds with the headers merged in, in one statement.
 func (j *Job) Requeue(headers map[string][]string, delay int) error {
+	return j.requeue(headers, time.Duration(max(delay, 0))*time.Second, "")
+}
+
+func (j *Job) requeue(headers map[string][]string, delay time.Duration, lastError string) error {
 	if !j.answer() {
 		return nil
 	}
@@ -116,7 +132,7 @@ func (j *Job) Requeue(headers map[string][]string, delay int) error {
 		merged = map[string][]string{}
 	}
 	maps.Copy(merged, headers)
-	available := time.Now().Add(time.Duration(max(delay, 0)) * time.Second)
+	available := time.Now().Add(delay)
 
 	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
@@ -131,7 +147,7 @@ func (j *Job) Requeue(headers map[string][]string, delay int) error {
 			return fmt.Errorf("requeue job %s: %w", j.JobID, err)
 		}
 	} else {
-		ok, err := d.conn.Store.Requeue(ctx, j.Fence, merged, available)
+		ok, err := d.conn.Store.Requeue(ctx, j.Fence, merged, available, lastError)
 		if err != nil {
 			return fmt.Errorf("requeue job %s: %w", j.JobID, err)
 		}

@@ -243,7 +243,7 @@ func (s *sqlStore) Release(ctx context.Context, fences []Fence) (int64, error) {
 	return n, nil
 }
 
-func (s *sqlStore) Requeue(ctx context.Context, f Fence, headers map[string][]string, availableAt time.Time) (bool, error) {
+func (s *sqlStore) Requeue(ctx context.Context, f Fence, headers map[string][]string, availableAt time.Time, lastError string) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
@@ -252,8 +252,8 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, headers map[string][]st
 		return false, fmt.Errorf("requeue: encode headers: %w", err)
 	}
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_jobs
-		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, headers = ?, available_at = ?
-		WHERE id = ? AND claim_token = ?`), h, ms(availableAt), f.Row, f.Token)
+		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, headers = ?, available_at = ?, last_error = ?
+		WHERE id = ? AND claim_token = ?`), h, ms(availableAt), nullIfEmpty(lastError), f.Row, f.Token)
 	if err != nil {
 		return false, fmt.Errorf("requeue: %w", err)
 	}
@@ -490,4 +490,11 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 		lines = append(lines, strings.Join(parts, " "))
 	}
 	return strings.Join(lines, "\n"), rows.Err()
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -78,8 +78,9 @@ type Store interface {
 	Extend(ctx context.Context, fences []Fence, until time.Time) (int64, error)
 	// Ack deletes acknowledged jobs; fences that no longer hold are skipped. Returns rows deleted.
 	Ack(ctx context.Context, fences []Fence) (int64, error)
-	// Requeue makes a held job ready again at availableAt with new headers, in one statement.
-	Requeue(ctx context.Context, f Fence, headers map[string][]string, availableAt time.Time) (bool, error)
+	// Requeue makes a held job ready again at availableAt with new headers, in one statement;
+	// lastError (empty for a requeue the worker asked for) records why its delivery failed.
+	Requeue(ctx context.Context, f Fence, headers map[string][]string, availableAt time.Time, lastError string) (bool, error)
 	// Fail moves a held job to the failed jobs with a reason.
 	Fail(ctx context.Context, f Fence, reason string, now time.Time) (bool, error)
 	// Release returns held jobs that never reached a worker to ready, without counting an attempt.

@@ -189,11 +189,11 @@ func TestRequeueStoresHeadersAndDelay(t *testing.T) {
 		mustInsert(t, s, NewJob{JobID: "a", Headers: map[string][]string{"k": {"1"}}})
 		got, _ := claim(s, "q", "n", 1, time.Now())
 		later := time.Now().Add(2 * time.Second)
-		ok, err := s.Requeue(ctx, got[0].Fence, map[string][]string{"k": {"1"}, "retry": {"yes"}}, later)
+		ok, err := s.Requeue(ctx, got[0].Fence, map[string][]string{"k": {"1"}, "retry": {"yes"}}, later, "worker crashed")
 		if err != nil || !ok {
 			t.Fatalf("requeue = %v, %v", ok, err)
 		}
-		if ok, _ := s.Requeue(ctx, got[0].Fence, nil, time.Now()); ok {
+		if ok, _ := s.Requeue(ctx, got[0].Fence, nil, time.Now(), ""); ok {
 			t.Fatal("a second requeue with the same fence succeeded")
 		}
 		if again, _ := claim(s, "q", "n", 1, time.Now()); len(again) != 0 {

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS rr_jobs (
     available_at BIGINT       NOT NULL,
     created_at   BIGINT       NOT NULL,
     attempts     INT          NOT NULL DEFAULT 0,
+    last_error   TEXT         NULL,
     auto_ack     BOOLEAN      NOT NULL DEFAULT FALSE,
     reserved_by  VARCHAR(64)  NULL,
     claim_token  BIGINT       NULL,

@@ -10,6 +10,7 @@ CREATE TABLE rr_jobs (
     available_at BIGINT  NOT NULL,                -- unix milliseconds; in the future = delayed
     created_at   BIGINT  NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,      -- deliveries so far
+    last_error   TEXT,                            -- why the previous delivery failed
     auto_ack     BOOLEAN NOT NULL DEFAULT FALSE,
     reserved_by  TEXT,                            -- node id holding the job; NULL = ready or delayed
     claim_token  BIGINT,                          -- fences ack/nack/requeue to the claim that holds the job

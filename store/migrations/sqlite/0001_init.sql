@@ -10,6 +10,7 @@ CREATE TABLE rr_jobs (
     available_at INTEGER NOT NULL,               -- unix milliseconds; in the future = delayed
     created_at   INTEGER NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,     -- deliveries so far
+    last_error   TEXT,                           -- why the previous delivery failed
     auto_ack     INTEGER NOT NULL DEFAULT 0,
     reserved_by  TEXT,                           -- node id holding the job; NULL = ready or delayed
     claim_token  INTEGER,                        -- fences ack/nack/requeue to the claim that holds the job
