@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
 	"github.com/roadrunner-server/endure/v2/dep"
@@ -50,6 +51,8 @@ type Plugin struct {
 	registry *pipeline.Registry
 	// drivers are the live pipelines by name, for the `sql` RPC service.
 	drivers sync.Map // string -> *driver.Driver
+	// stopRestore cancels the restore of declared pipelines.
+	stopRestore context.CancelFunc
 }
 
 // Init validates the `sql:` section (absent is fine: pipelines then use an SQLite file).
@@ -98,7 +101,11 @@ func (p *Plugin) DriverFromConfig(configKey string, pq jobs.Queue, pipe jobs.Pip
 	if err != nil {
 		return nil, err
 	}
-	return p.newDriver(pc, pq)
+	d, err := p.newDriver(pc, pq)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // DriverFromPipeline builds a pipeline created at runtime by jobs.Declare.
@@ -111,10 +118,61 @@ func (p *Plugin) DriverFromPipeline(pipe jobs.Pipeline, pq jobs.Queue) (jobs.Dri
 	if err != nil {
 		return nil, err
 	}
-	return p.newDriver(pc, pq)
+	d, err := p.newDriver(pc, pq)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.MarkDeclared(ctx, declaredStrings(raw)); err != nil {
+		_ = d.Stop(ctx)
+		return nil, fmt.Errorf("pipeline %q: keep the declared pipeline: %w", pc.Name, err)
+	}
+	return d, nil
 }
 
-func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (jobs.Driver, error) {
+// declaredStrings is the declared map as jobs.Declare takes it again at restore (strings only),
+// without the keys RoadRunner adds itself.
+func declaredStrings(raw map[string]any) map[string]string {
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		if k == "created_with_declare" || k == "created_with_config" {
+			continue
+		}
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// Serve restores the pipelines declared before the last restart, once RoadRunner's RPC is up.
+func (p *Plugin) Serve() chan error {
+	errCh := make(chan error, 1)
+	var rpcCfg struct {
+		Listen string `mapstructure:"listen"`
+	}
+	if p.cfg.Has("rpc") {
+		_ = p.cfg.UnmarshalKey("rpc", &rpcCfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	p.stopRestore = cancel
+	go func() {
+		defer cancel()
+		if err := p.registry.RestoreDeclared(ctx, rpcCfg.Listen); err != nil && ctx.Err() == nil {
+			p.log.Error("restore declared pipelines", zap.Error(err))
+		}
+	}()
+	return errCh
+}
+
+// Stop ends a restore still waiting for the RPC; the drivers are stopped by the jobs plugin.
+func (p *Plugin) Stop(context.Context) error {
+	if p.stopRestore != nil {
+		p.stopRestore()
+	}
+	return nil
+}
+
+func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, error) {
 	conn, err := p.registry.Acquire(context.Background(), pc)
 	if err != nil {
 		return nil, err

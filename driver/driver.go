@@ -56,6 +56,10 @@ type Driver struct {
 	held        map[store.Fence]struct{}
 	releaseHold func()
 
+	// declared pipelines (jobs.Declare) are kept in the database with their consuming state, so
+	// they come back when rr starts again; jobs.Destroy forgets them.
+	declared bool
+
 	mu      sync.Mutex // guards the consumer's lifecycle below
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -83,6 +87,27 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, log *zap.Logg
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)
 	return d
+}
+
+// MarkDeclared records a pipeline created by jobs.Declare (with its declared options) so it
+// survives restarts.
+func (d *Driver) MarkDeclared(ctx context.Context, options map[string]string) error {
+	if err := d.conn.Store.SavePipeline(ctx, d.cfg.Name, options, time.Now()); err != nil {
+		return err
+	}
+	d.declared = true
+	return nil
+}
+
+func (d *Driver) recordConsuming(consuming bool) {
+	if !d.declared {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+	defer cancel()
+	if err := d.conn.Store.SetConsuming(ctx, d.cfg.Name, consuming, time.Now()); err != nil {
+		d.log.Error("record consuming state of declared pipeline", zap.Error(err))
+	}
 }
 
 // Push stores a job; it is committed when Push returns.
@@ -127,7 +152,11 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 
 // Run starts consuming (RoadRunner calls it for pipelines listed in jobs.consume).
 func (d *Driver) Run(ctx context.Context, _ jobs.Pipeline) error {
-	return d.start()
+	if err := d.start(); err != nil {
+		return err
+	}
+	d.recordConsuming(true)
+	return nil
 }
 
 // Resume starts consuming, also for a pipeline that never ran.
@@ -135,7 +164,11 @@ func (d *Driver) Resume(_ context.Context, p string) error {
 	if p != d.cfg.Name {
 		return fmt.Errorf("resume: pipeline %s is not %s", p, d.cfg.Name)
 	}
-	return d.start()
+	if err := d.start(); err != nil {
+		return err
+	}
+	d.recordConsuming(true)
+	return nil
 }
 
 // Pause stops claiming, takes this pipeline's unstarted jobs back from the shared queue and
@@ -147,6 +180,7 @@ func (d *Driver) Pause(ctx context.Context, p string) error {
 	if !d.stopConsumer() {
 		return fmt.Errorf("pipeline %s is already paused", d.cfg.Name)
 	}
+	d.recordConsuming(false)
 	return d.releaseQueued(ctx)
 }
 
@@ -171,6 +205,11 @@ func (d *Driver) Stop(ctx context.Context) error {
 			zap.Int64("outstanding", d.outstanding.Load()))
 	}
 	d.acks.close()
+	if d.declared && isDestroy(ctx) {
+		if derr := d.conn.Store.DeletePipeline(context.WithoutCancel(ctx), d.cfg.Name); derr != nil {
+			d.log.Error("forget destroyed pipeline", zap.Error(derr))
+		}
+	}
 	d.releaseHold()
 	d.conn.Release(context.WithoutCancel(ctx))
 	d.log.Debug("pipeline stopped")
@@ -361,6 +400,15 @@ func (d *Driver) cancelDue() {
 	if d.dueTimer != nil {
 		d.dueTimer.Stop()
 	}
+}
+
+// isDestroy tells jobs.Destroy from a shutdown: both end in Stop, and Endure stops plugins
+// concurrently, so no flag of ours can tell them apart. The jobs plugin (v5) runs Destroy under
+// a span named "destroy_pipeline". If that span cannot be seen (a sampler dropped it), the
+// pipeline is kept: after a restart it comes back with its jobs, nothing is lost.
+func isDestroy(ctx context.Context) bool {
+	named, ok := trace.SpanFromContext(ctx).(interface{ Name() string })
+	return ok && named.Name() == "destroy_pipeline"
 }
 
 var errLostClaim = errors.New("the job's claim no longer holds (it was recovered by another node or already answered)")

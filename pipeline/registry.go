@@ -141,12 +141,16 @@ func (c *Conn) listen(ctx context.Context) {
 	}
 }
 
-// Acquire returns the named connection, opening it (and migrating its schema) on first use.
+// Acquire returns the pipeline's connection, opening it (and migrating its schema) on first use.
 func (r *Registry) Acquire(ctx context.Context, p *config.Pipeline) (*Conn, error) {
 	cc, err := r.cfg.Resolve(p)
 	if err != nil {
 		return nil, err
 	}
+	return r.acquire(ctx, cc)
+}
+
+func (r *Registry) acquire(ctx context.Context, cc *config.Connection) (*Conn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.conns[cc.Name]; ok {

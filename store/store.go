@@ -109,6 +109,8 @@ type Store interface {
 
 	// Ops are the operators' calls (the `sql` RPC service).
 	Ops
+	// Declared keeps pipelines created at runtime.
+	Declared
 
 	Dialect() string
 	Close() error

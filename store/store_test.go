@@ -62,7 +62,7 @@ func serverDSN(t *testing.T, env string) string {
 // (the integration suites use databases of their own).
 func emptied(t *testing.T, s Store) Store {
 	db := s.(*sqlStore).w
-	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes"} {
+	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines"} {
 		if _, err := db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 			t.Fatal(err)
 		}
@@ -483,6 +483,33 @@ func TestOperatorCalls(t *testing.T) {
 		}
 		if n, err := s.PruneFailed(ctx, time.Now().Add(-24*time.Hour), 1); err != nil || n != 2 {
 			t.Fatalf("prune = %d, %v", n, err)
+		}
+	})
+}
+
+func TestDeclaredPipelinesAreKept(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		now := time.Now()
+		if err := s.SavePipeline(ctx, "dyn", map[string]string{"driver": "sql", "prefetch": "5"}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetConsuming(ctx, "dyn", true, now); err != nil {
+			t.Fatal(err)
+		}
+		// Declaring again (at restart) updates the options and keeps the consuming flag.
+		if err := s.SavePipeline(ctx, "dyn", map[string]string{"driver": "sql", "prefetch": "6"}, now); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.SavePipeline(ctx, "other", map[string]string{"driver": "sql"}, now)
+		got, err := s.DeclaredPipelines(ctx)
+		if err != nil || len(got) != 2 || got[0].Name != "dyn" || !got[0].Consuming || got[0].Options["prefetch"] != "6" || got[1].Consuming {
+			t.Fatalf("declared = %+v, %v", got, err)
+		}
+		if err := s.DeletePipeline(ctx, "dyn"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.DeclaredPipelines(ctx); len(got) != 1 {
+			t.Fatalf("after delete: %+v", got)
 		}
 	})
 }

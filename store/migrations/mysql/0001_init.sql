@@ -47,3 +47,11 @@ CREATE TABLE IF NOT EXISTS rr_nodes (
     heartbeat_at BIGINT       NOT NULL,
     PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE IF NOT EXISTS rr_pipelines (
+    name       VARCHAR(255) NOT NULL,
+    options    LONGTEXT     NOT NULL,
+    consuming  BOOLEAN      NOT NULL DEFAULT FALSE,
+    updated_at BIGINT       NOT NULL,
+    PRIMARY KEY (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -46,3 +46,11 @@ CREATE TABLE rr_nodes (
     started_at   BIGINT  NOT NULL,
     heartbeat_at BIGINT  NOT NULL
 );
+
+-- Pipelines created at runtime with jobs.Declare, re-created when rr starts again.
+CREATE TABLE rr_pipelines (
+    name       TEXT    PRIMARY KEY,
+    options    TEXT    NOT NULL,              -- JSON object: the declared options (strings)
+    consuming  BOOLEAN NOT NULL DEFAULT FALSE,
+    updated_at BIGINT  NOT NULL
+);

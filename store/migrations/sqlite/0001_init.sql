@@ -47,3 +47,11 @@ CREATE TABLE rr_nodes (
     started_at   INTEGER NOT NULL,
     heartbeat_at INTEGER NOT NULL
 );
+
+-- Pipelines created at runtime with jobs.Declare, re-created when rr starts again.
+CREATE TABLE rr_pipelines (
+    name       TEXT    PRIMARY KEY,
+    options    TEXT    NOT NULL,              -- JSON object: the declared options (strings)
+    consuming  INTEGER NOT NULL DEFAULT 0,
+    updated_at BIGINT  NOT NULL
+);

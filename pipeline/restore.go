@@ -1,0 +1,96 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/rpc"
+	"os"
+	"strings"
+	"time"
+
+	jobsProto "github.com/roadrunner-server/api/v4/build/jobs/v1"
+	goridgeRpc "github.com/roadrunner-server/goridge/v3/pkg/rpc"
+	"github.com/rr-sql/sqljobs/config"
+	"go.uber.org/zap"
+)
+
+// RestoreDeclared re-creates the pipelines that were created with jobs.Declare before rr
+// restarted (and resumes those that were consuming), through RoadRunner's own jobs RPC at
+// rpcAddr, exactly as a client would. It reads every configured connection, and the default
+// SQLite file only if it already exists (so a build that never uses the driver creates no file).
+func (r *Registry) RestoreDeclared(ctx context.Context, rpcAddr string) error {
+	type declared struct {
+		name      string
+		options   map[string]string
+		consuming bool
+	}
+	var all []declared
+	for _, cc := range r.cfg.Connections {
+		if cc.Dialect == config.SQLite {
+			if _, err := os.Stat(cc.DSN); err != nil {
+				continue
+			}
+		}
+		c, err := r.acquire(ctx, cc)
+		if err != nil {
+			return err
+		}
+		list, err := c.Store.DeclaredPipelines(ctx)
+		c.Release(ctx)
+		if err != nil {
+			return fmt.Errorf("connection %q: %w", cc.Name, err)
+		}
+		for _, p := range list {
+			all = append(all, declared{p.Name, p.Options, p.Consuming})
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	if rpcAddr == "" {
+		return errors.New("declared pipelines cannot be restored: the rpc plugin is not configured (rpc.listen)")
+	}
+	client, err := dialRPC(ctx, rpcAddr)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	for _, p := range all {
+		err := client.Call("jobs.Declare", &jobsProto.DeclareRequest{Pipeline: p.options}, &jobsProto.Empty{})
+		if err != nil && !strings.Contains(err.Error(), "already exists") {
+			r.log.Error("restore declared pipeline", zap.String("pipeline", p.name), zap.Error(err))
+			continue
+		}
+		if p.consuming {
+			err = client.Call("jobs.Resume", &jobsProto.Pipelines{Pipelines: []string{p.name}}, &jobsProto.Empty{})
+			if err != nil && !strings.Contains(err.Error(), "already consuming") {
+				r.log.Error("resume restored pipeline", zap.String("pipeline", p.name), zap.Error(err))
+				continue
+			}
+		}
+		r.log.Info("declared pipeline restored", zap.String("pipeline", p.name), zap.Bool("consuming", p.consuming))
+	}
+	return nil
+}
+
+// dialRPC connects to RoadRunner's RPC listener, waiting for it to come up.
+func dialRPC(ctx context.Context, addr string) (*rpc.Client, error) {
+	network, address, ok := strings.Cut(addr, "://")
+	if !ok {
+		network, address = "tcp", addr
+	}
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, network, address)
+		if err == nil {
+			return rpc.NewClientWithCodec(goridgeRpc.NewClientCodec(conn)), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("restore declared pipelines: rpc at %s: %w", addr, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
