@@ -103,6 +103,10 @@ func (j *Job) Ack() error {
 // with backoff until max_attempts deliveries, then moved to the failed jobs.
 func (j *Job) Nack() error {
 	const reason = "the worker failed, crashed or returned an error"
+	if j.AutoAck {
+		j.answer() // at-most-once: the job already left the database
+		return nil
+	}
 	cfg := j.drv.cfg
 	if j.Attempts >= int64(cfg.MaxAttempts) {
 		return j.fail(fmt.Sprintf("%s (delivery %d of max_attempts %d)", reason, j.Attempts, cfg.MaxAttempts))
