@@ -87,6 +87,15 @@ $count = (int)($argv[1] ?? 10);
 $pipeline = $argv[2] ?? 'emails';
 $rpc = new GoridgeRpc($argv[3] ?? (getenv('RR_RPC') ?: '127.0.0.1:6001'));
 
+// rr answers RPC a moment before the jobs plugin has built its pipelines: wait for ours.
+$deadline = microtime(true) + 15;
+while (!in_array($pipeline, $rpc->call('jobs.List', new stdClass())['pipelines'] ?? [], true)) {
+    if (microtime(true) > $deadline) {
+        throw new RuntimeException("pipeline $pipeline does not exist in rr");
+    }
+    usleep(100_000);
+}
+
 for ($i = 1; $i <= $count; $i++) {
     $id = sprintf('demo-%s-%d', bin2hex(random_bytes(4)), $i);
     $rpc->call('jobs.Push', ['job' => [
