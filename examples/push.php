@@ -87,9 +87,9 @@ $count = (int)($argv[1] ?? 10);
 $pipeline = $argv[2] ?? 'emails';
 $rpc = new GoridgeRpc($argv[3] ?? (getenv('RR_RPC') ?: '127.0.0.1:6001'));
 
-// rr answers RPC a moment before the jobs plugin has built its pipelines: wait for ours.
+// rr answers RPC a moment before the jobs plugin has built its pipelines' drivers: wait for ours.
 $deadline = microtime(true) + 15;
-while (!in_array($pipeline, $rpc->call('jobs.List', new stdClass())['pipelines'] ?? [], true)) {
+while (!in_array($pipeline, array_column($rpc->call('jobs.Stat', new stdClass())['stats'] ?? [], 'pipeline'), true)) {
     if (microtime(true) > $deadline) {
         throw new RuntimeException("pipeline $pipeline does not exist in rr");
     }

@@ -14,16 +14,12 @@ start() {
   if [ -n "$PG_BIN" ] && ! [ -f "$STATE/pg/data/postmaster.pid" ]; then
     rm -rf "$STATE/pg"; mkdir -p "$STATE/pg"; chown postgres:postgres "$STATE/pg"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$STATE/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$STATE/pg-init.log"
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -l "$STATE/pg/server.log" -w -t 30 \
-      -o "-p $PG_PORT -k $STATE/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    start-postgres
   fi
   if command -v mariadbd >/dev/null && ! [ -S "$STATE/my/sock" ]; then
     rm -rf "$STATE/my"; mkdir -p "$STATE/my"; chown mysql:mysql "$STATE/my"
     mariadb-install-db --no-defaults --user=mysql --datadir="$STATE/my/data" --auth-root-authentication-method=normal --skip-test-db >"$STATE/my-init.log" 2>&1
-    mariadbd --no-defaults --user=mysql --datadir="$STATE/my/data" --socket="$STATE/my/sock" --pid-file="$STATE/my/pid" \
-      --port="$MY_PORT" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$STATE/my/err.log" \
-      --innodb-flush-log-at-trx-commit=0 --max-connections=500 >/dev/null 2>&1 &
-    for _ in $(seq 1 300); do mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
+    start-mysql
     mariadb --no-defaults --socket="$STATE/my/sock" -uroot -e \
       "CREATE USER IF NOT EXISTS 'rr'@'%' IDENTIFIED BY 'rr'; GRANT ALL ON *.* TO 'rr'@'%'; CREATE DATABASE IF NOT EXISTS rr;"
   fi
@@ -35,6 +31,25 @@ start() {
 stop() {
   [ -f "$STATE/pg/data/postmaster.pid" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -m fast -w stop >/dev/null || true
   [ -S "$STATE/my/sock" ] && mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot shutdown || true
+}
+
+# The fault tests stop and start a server under load.
+start-postgres() {
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -l "$STATE/pg/server.log" -w -t 30 \
+    -o "-p $PG_PORT -k $STATE/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+}
+stop-postgres() {
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -m fast -w -t 30 stop >/dev/null
+}
+start-mysql() {
+  mariadbd --no-defaults --user=mysql --datadir="$STATE/my/data" --socket="$STATE/my/sock" --pid-file="$STATE/my/pid" \
+    --port="$MY_PORT" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$STATE/my/err.log" \
+    --innodb-flush-log-at-trx-commit=0 --max-connections=500 >/dev/null 2>&1 &
+  for _ in $(seq 1 300); do mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+stop-mysql() {
+  mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot shutdown
+  while [ -S "$STATE/my/sock" ]; do sleep 0.1; done
 }
 
 "${1:-start}"

@@ -1,22 +1,43 @@
 <?php
 /**
- * A self-contained RoadRunner jobs worker (PHP 8.2 CLI, no composer): it speaks goridge v3 frames
- * over stdin/stdout. Used by the example .rr.yaml and by the integration tests.
+ * A self-contained RoadRunner jobs worker for tests and demos (PHP 8.2 CLI, no composer, no spiral
+ * libraries). It speaks goridge v3 frames over stdin/stdout (RR_RELAY=pipes). Nothing but frames is
+ * ever written to stdout: logs go to stderr (set RR_WORKER_VERBOSE=1 for one line per job).
  *
- * The job body is JSON telling the worker what to do (anything else is acked):
- *   {"action": "ack"}                                    reply ACK
- *   {"action": "nack"}                                   reply NACK (not requeued: the job fails)
- *   {"action": "nack_requeue", "delay": 2}               reply NACK with requeue after delay seconds
- *   {"action": "requeue", "delay": 1, "headers": {"k": ["v"]}}   reply REQUEUE with headers
- *   {"action": "requeue_until", "header": "x"}           REQUEUE adding header x=1 unless the job has x; then ACK
- *   {"action": "fail"}                                   reply with an error frame (RoadRunner calls Nack)
- *   {"action": "fail_until", "attempt": 3}               error frame while the "attempts" header is below 3; then ACK
- *   {"action": "crash"}                                  exit(1) without replying (RoadRunner calls Nack)
- *   "sleep_ms": N (any action)                           sleep N ms before acting
+ * PAYLOAD LANGUAGE. The job body is a JSON object telling the worker what to do. A body that is not
+ * a JSON object (plain text, a JSON string or number, invalid JSON) is simply acked.
  *
- * Every job received is appended as one JSON line to the file named by $RR_TEST_OUT (if set), before
- * the reply: {"id","job","pipeline","queue","driver","headers","payload","action","pid","ts_ms"}.
- * Nothing but frames may go to stdout: logs go to stderr.
+ *   "action"        what to reply (default "ack"):
+ *       ack             ACK (type 2)
+ *       nack            NACK (type 3), requeue false: the job has failed
+ *       nack_requeue    NACK (type 3), requeue true, after "delay_seconds"
+ *       requeue         REQUEUE (type 4) with "delay_seconds" and "headers" (the driver merges them)
+ *       fail            an ERROR frame carrying "message": a worker error, RoadRunner calls Nack()
+ *       crash           exit(1) without replying: a worker error, RoadRunner calls Nack()
+ *       requeue_until   (legacy) same as "requeue_until_header": <"header"> with action ack
+ *       fail_until      fail while the job's "attempts" header (set by the sql driver) is below
+ *                       "attempt" (default 2), then ack
+ *   "delay_seconds" delay for requeue / nack_requeue (alias: "delay"); default 0
+ *   "headers"       object string => array of strings, sent with requeue
+ *   "message"       the NACK message or the ERROR frame's text
+ *   "sleep_ms"      sleep this long before replying (the job is recorded first)
+ *   "requeue_until_header": "x"
+ *                   while the job's headers lack "x": reply REQUEUE (delay_seconds) adding header
+ *                   x = ["1"] (plus "headers"); once the job carries "x": do "action" (default ack).
+ *                   E.g. {"requeue_until_header":"retried"} is delivered twice, then acked.
+ *
+ * RECORDING. For every job received, before replying (and before sleeping), one JSON line is appended
+ * to the file named by $RR_TEST_OUT (if set), under an exclusive flock, so concurrent workers can share
+ * the file:
+ *   {"id","job","pipeline","queue","driver","headers","payload","action","pid","ts_ms"}
+ * "payload" is the raw body as a string; "action" is what the worker does with this delivery
+ * (ack, nack, nack_requeue, requeue, fail, crash), after resolving requeue_until_header/fail_until.
+ *
+ * PROTOCOL (see shared/design/rr-jobs-contract.md): 12-byte header, little-endian: byte 0 = 0x10 | HL
+ * (header length in 32-bit words), byte 1 = flags, bytes 2-5 payload length, bytes 6-9 CRC32 of bytes
+ * 0-5, byte 10 stream bits, byte 11 zero; then HL-3 option words; then the payload. A job frame has one
+ * option word, the context length: payload = context JSON ‖ body. The reply has one option word (0) and
+ * the body {"type":N,"data":{...}}. Control frames: {"pid":n} (answered with our pid) and {"stop":true}.
  */
 
 declare(strict_types=1);
@@ -26,10 +47,14 @@ const FLAG_CODEC_RAW = 0x04;
 const FLAG_CODEC_JSON = 0x08;
 const FLAG_ERROR = 0x40;
 
-$in = STDIN;
-$out = STDOUT;
-$log = getenv('RR_TEST_OUT') ?: '';
-$verbose = getenv('RR_WORKER_VERBOSE') === '1';
+const TYPE_ACK = 2;
+const TYPE_NACK = 3;
+const TYPE_REQUEUE = 4;
+
+function logf(string $format, mixed ...$args): void
+{
+    fwrite(STDERR, sprintf('[worker %d] ', getmypid()) . vsprintf($format, $args) . "\n");
+}
 
 function read_exact($stream, int $n): string
 {
@@ -37,38 +62,65 @@ function read_exact($stream, int $n): string
     while (strlen($buf) < $n) {
         $chunk = fread($stream, $n - strlen($buf));
         if ($chunk === false || $chunk === '') {
-            exit(0); // RoadRunner closed the pipe
+            if (feof($stream) || $chunk === false) {
+                exit(0); // RoadRunner closed the pipe
+            }
+            continue;
         }
         $buf .= $chunk;
     }
     return $buf;
 }
 
-/** @return array{0:int,1:array<int>,2:string} flags, options, payload */
+/** @return array{0:int,1:list<int>,2:string} flags, option words, payload */
 function read_frame($stream): array
 {
     $h = read_exact($stream, 12);
     $hl = ord($h[0]) & 0x0F;
     $flags = ord($h[1]);
     $len = unpack('V', substr($h, 2, 4))[1];
-    if (unpack('V', substr($h, 6, 4))[1] !== crc32(substr($h, 0, 6))) {
-        fwrite(STDERR, "worker: frame CRC mismatch\n");
+    $crc = unpack('V', substr($h, 6, 4))[1];
+    if ($crc !== crc32(substr($h, 0, 6))) {
+        logf('frame CRC mismatch (got %08x, want %08x): exiting', $crc, crc32(substr($h, 0, 6)));
         exit(2);
     }
     $options = $hl > 3 ? array_values(unpack('V*', read_exact($stream, ($hl - 3) * 4))) : [];
     return [$flags, $options, $len > 0 ? read_exact($stream, $len) : ''];
 }
 
-function write_frame($stream, int $flags, array $options, string $payload): void
+function write_all($stream, string $data): void
 {
-    $hl = 3 + count($options);
-    $head = pack('CCV', 0x10 | $hl, $flags, strlen($payload));
+    while ($data !== '') {
+        $n = fwrite($stream, $data);
+        if ($n === false || $n === 0) {
+            logf('cannot write to stdout: exiting');
+            exit(3);
+        }
+        $data = substr($data, $n);
+    }
+    fflush($stream);
+}
+
+/** @param list<int> $options */
+function write_frame(int $flags, array $options, string $payload): void
+{
+    $head = pack('CCV', 0x10 | (3 + count($options)), $flags, strlen($payload));
     $head .= pack('V', crc32($head)) . "\x00\x00";
     foreach ($options as $o) {
         $head .= pack('V', $o);
     }
-    fwrite($stream, $head . $payload);
-    fflush($stream);
+    write_all(STDOUT, $head . $payload);
+}
+
+function reply(int $type, array $data = []): void
+{
+    $body = json_encode(['type' => $type, 'data' => (object)$data], JSON_UNESCAPED_SLASHES);
+    write_frame(FLAG_CODEC_RAW, [0], $body);
+}
+
+function reply_error(string $message): void
+{
+    write_frame(FLAG_ERROR | FLAG_CODEC_RAW, [0], $message);
 }
 
 function record(string $file, array $entry): void
@@ -76,49 +128,95 @@ function record(string $file, array $entry): void
     if ($file === '') {
         return;
     }
-    $fh = fopen($file, 'ab');
+    $fh = @fopen($file, 'ab');
+    if ($fh === false) {
+        logf('cannot open RR_TEST_OUT %s', $file);
+        return;
+    }
     flock($fh, LOCK_EX);
-    fwrite($fh, json_encode($entry, JSON_UNESCAPED_SLASHES) . "\n");
+    fwrite($fh, json_encode($entry, JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE) . "\n");
     fflush($fh);
     flock($fh, LOCK_UN);
     fclose($fh);
 }
 
-function reply($out, int $type, array $data = []): void
+/** @return array<string, list<string>> */
+function headers_of(mixed $h): array
 {
-    write_frame($out, FLAG_CODEC_RAW, [0], json_encode(['type' => $type, 'data' => (object)$data]));
+    $out = [];
+    if (!is_array($h)) {
+        return $out;
+    }
+    foreach ($h as $k => $v) {
+        $out[(string)$k] = array_map('strval', is_array($v) ? array_values($v) : [$v]);
+    }
+    return $out;
 }
 
+$out = getenv('RR_TEST_OUT') ?: '';
+$verbose = getenv('RR_WORKER_VERBOSE') === '1';
+
 while (true) {
-    [$flags, $options, $payload] = read_frame($in);
+    [$flags, $options, $payload] = read_frame(STDIN);
 
     if ($flags & FLAG_CONTROL) {
-        $cmd = json_decode($payload, true) ?: [];
+        $cmd = json_decode($payload, true);
+        if (!is_array($cmd)) {
+            continue;
+        }
         if (!empty($cmd['stop'])) {
+            if ($verbose) {
+                logf('stop');
+            }
             exit(0);
         }
         if (array_key_exists('pid', $cmd)) {
-            write_frame($out, FLAG_CONTROL | FLAG_CODEC_JSON, [], json_encode(['pid' => getmypid()]));
+            write_frame(FLAG_CONTROL | FLAG_CODEC_JSON, [], json_encode(['pid' => getmypid()]));
         }
         continue;
     }
 
-    $ctxLen = $options[0] ?? 0;
-    $ctx = json_decode(substr($payload, 0, $ctxLen), true) ?: [];
-    $body = substr($payload, $ctxLen);
-    $task = json_decode($body, true);
-    if (!is_array($task)) {
-        $task = ['action' => 'ack'];
+    $ctxLen = min($options[0] ?? 0, strlen($payload));
+    $ctx = json_decode(substr($payload, 0, $ctxLen), true);
+    if (!is_array($ctx)) {
+        $ctx = [];
     }
-    $action = $task['action'] ?? 'ack';
-    $headers = $ctx['headers'] ?? [];
+    $body = (string)substr($payload, $ctxLen);
+    $task = json_decode($body, true);
+    if (!is_array($task) || array_is_list($task)) {
+        $task = [];
+    }
+    $headers = headers_of($ctx['headers'] ?? []);
 
-    record($log, [
-        'id' => $ctx['id'] ?? '',
-        'job' => $ctx['job'] ?? '',
-        'pipeline' => $ctx['pipeline'] ?? '',
-        'queue' => $ctx['queue'] ?? '',
-        'driver' => $ctx['driver'] ?? '',
+    $action = is_string($task['action'] ?? null) ? $task['action'] : 'ack';
+    $delay = (int)($task['delay_seconds'] ?? $task['delay'] ?? 0);
+    $replyHeaders = headers_of($task['headers'] ?? []);
+    $message = is_string($task['message'] ?? null) ? $task['message'] : 'failed by the test payload';
+
+    if ($action === 'requeue_until') {
+        $task['requeue_until_header'] = is_string($task['header'] ?? null) ? $task['header'] : 'requeued';
+        $action = 'ack';
+    }
+    if (is_string($task['requeue_until_header'] ?? null) && !isset($headers[$task['requeue_until_header']])) {
+        $replyHeaders[$task['requeue_until_header']] = ['1'];
+        $action = 'requeue';
+    }
+    if ($action === 'fail_until') {
+        $attempt = (int)($headers['attempts'][0] ?? 1);
+        $action = $attempt < (int)($task['attempt'] ?? 2) ? 'fail' : 'ack';
+        $message = "failing attempt $attempt";
+    }
+    if (!in_array($action, ['ack', 'nack', 'nack_requeue', 'requeue', 'fail', 'crash'], true)) {
+        logf('unknown action %s: acking', $action);
+        $action = 'ack';
+    }
+
+    record($out, [
+        'id' => (string)($ctx['id'] ?? ''),
+        'job' => (string)($ctx['job'] ?? ''),
+        'pipeline' => (string)($ctx['pipeline'] ?? ''),
+        'queue' => (string)($ctx['queue'] ?? ''),
+        'driver' => (string)($ctx['driver'] ?? ''),
         'headers' => (object)$headers,
         'payload' => $body,
         'action' => $action,
@@ -126,45 +224,30 @@ while (true) {
         'ts_ms' => (int)floor(microtime(true) * 1000),
     ]);
     if ($verbose) {
-        fwrite(STDERR, sprintf("worker %d: %s job %s (%s) from %s\n", getmypid(), $action, $ctx['id'] ?? '?', $ctx['job'] ?? '?', $ctx['pipeline'] ?? '?'));
+        logf('%s job %s (%s) from %s', $action, $ctx['id'] ?? '?', $ctx['job'] ?? '?', $ctx['pipeline'] ?? '?');
     }
 
-    if (!empty($task['sleep_ms'])) {
-        usleep((int)$task['sleep_ms'] * 1000);
+    if (($sleep = (int)($task['sleep_ms'] ?? 0)) > 0) {
+        usleep($sleep * 1000);
     }
 
-    $attempt = (int)($headers['attempts'][0] ?? 1);
     switch ($action) {
         case 'nack':
-            reply($out, 3, ['message' => 'rejected by the test', 'requeue' => false]);
+            reply(TYPE_NACK, ['message' => $message, 'requeue' => false]);
             break;
         case 'nack_requeue':
-            reply($out, 3, ['message' => 'retry later', 'requeue' => true, 'delay_seconds' => (int)($task['delay'] ?? 0)]);
+            reply(TYPE_NACK, ['message' => $message, 'requeue' => true, 'delay_seconds' => $delay]);
             break;
         case 'requeue':
-            reply($out, 4, ['delay_seconds' => (int)($task['delay'] ?? 0), 'headers' => (object)($task['headers'] ?? [])]);
-            break;
-        case 'requeue_until':
-            $h = $task['header'] ?? 'requeued';
-            if (isset($headers[$h])) {
-                reply($out, 2);
-            } else {
-                reply($out, 4, ['delay_seconds' => (int)($task['delay'] ?? 0), 'headers' => [$h => ['1']]]);
-            }
+            reply(TYPE_REQUEUE, ['delay_seconds' => $delay, 'headers' => (object)$replyHeaders]);
             break;
         case 'fail':
-            write_frame($out, FLAG_ERROR | FLAG_CODEC_RAW, [0], 'the test job failed');
-            break;
-        case 'fail_until':
-            if ($attempt < (int)($task['attempt'] ?? 2)) {
-                write_frame($out, FLAG_ERROR | FLAG_CODEC_RAW, [0], "failing attempt $attempt");
-            } else {
-                reply($out, 2);
-            }
+            reply_error($message);
             break;
         case 'crash':
+            logf('crashing on job %s as asked', $ctx['id'] ?? '?');
             exit(1);
         default:
-            reply($out, 2);
+            reply(TYPE_ACK);
     }
 }
