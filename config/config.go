@@ -42,6 +42,9 @@ type Connection struct {
 	// heartbeat a node counts as dead and the jobs it reserved go back to ready.
 	HeartbeatInterval time.Duration
 	NodeTTL           time.Duration
+	// Migrate applies the embedded schema migrations at start (under a lock); off, the schema is
+	// only checked, for DBAs who apply `rr schema DIALECT` themselves.
+	Migrate bool
 }
 
 // Redacted is the DSN without its password, for logs and errors.
@@ -54,7 +57,7 @@ type Global struct {
 	Connections map[string]*Connection
 }
 
-var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl"}
+var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate"}
 
 var connectionName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,62}$`)
 
@@ -123,6 +126,7 @@ func parseConnection(name, where string, raw map[string]any) (*Connection, error
 	c.BusyTimeout = o.Duration("busy_timeout", 10*time.Second, 0, 10*time.Minute)
 	c.HeartbeatInterval = o.Duration("heartbeat_interval", 5*time.Second, 100*time.Millisecond, time.Hour)
 	c.NodeTTL = o.Duration("node_ttl", 30*time.Second, 300*time.Millisecond, 24*time.Hour)
+	c.Migrate = o.Bool("migrate", true)
 	if err := o.Err(connectionKeys); err != nil {
 		return nil, err
 	}

@@ -174,11 +174,12 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 	case config.SQLite:
 		st, err = store.OpenSQLite(ctx, store.SQLiteOptions{
 			Path: cc.DSN, Synchronous: cc.Synchronous, BusyTimeout: cc.BusyTimeout, MaxReadConns: cc.MaxOpenConns,
+			SkipMigrations: !cc.Migrate,
 		})
 	case config.Postgres:
-		st, err = store.OpenPostgres(ctx, cc.DSN, cc.MaxOpenConns)
+		st, err = store.OpenPostgres(ctx, cc.DSN, cc.MaxOpenConns, cc.Migrate)
 	case config.MySQL:
-		st, err = store.OpenMySQL(ctx, cc.DSN, cc.MaxOpenConns)
+		st, err = store.OpenMySQL(ctx, cc.DSN, cc.MaxOpenConns, cc.Migrate)
 	default:
 		err = fmt.Errorf("unknown dialect %q (allowed: %s, %s, %s)", cc.Dialect, config.SQLite, config.Postgres, config.MySQL)
 	}

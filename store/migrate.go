@@ -50,6 +50,26 @@ func Migrations(dialectName string) ([]Migration, error) {
 
 // migrate applies the migrations the database lacks, each in its own transaction with its version row,
 // so a crash between two leaves a consistent, resumable schema.
+// schemaMigrationsDDL creates the table that records applied migrations (same on every database).
+const schemaMigrationsDDL = `CREATE TABLE IF NOT EXISTS rr_schema_migrations (
+	version INTEGER PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)`
+
+// SchemaSQL is the whole schema of a dialect as one script, with the bookkeeping rows, for a DBA
+// who applies it by hand (connection option `migrate: false`).
+func SchemaSQL(dialectName string) (string, error) {
+	migrations, err := Migrations(dialectName)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(schemaMigrationsDDL + ";\n\n")
+	for _, m := range migrations {
+		fmt.Fprintf(&b, "-- %s\n%s\nINSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (%d, '%s', 0);\n\n",
+			m.Name, strings.TrimSpace(m.SQL), m.Version, m.Name)
+	}
+	return b.String(), nil
+}
+
 // Nodes starting at once take a lock first (advisory lock, GET_LOCK, SQLite's write lock).
 func (s *sqlStore) migrate(ctx context.Context) error {
 	migrations, err := Migrations(s.d.name)
@@ -68,8 +88,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		}
 		defer unlock()
 	}
-	if _, err = conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS rr_schema_migrations (
-		version INTEGER PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+	if _, err = conn.ExecContext(ctx, schemaMigrationsDDL); err != nil {
 		return fmt.Errorf("create rr_schema_migrations: %w", err)
 	}
 	for _, m := range migrations {
@@ -131,4 +150,23 @@ func splitStatements(script string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// prepareSchema migrates, or (when the operator applies migrations by hand) checks that every
+// migration of this build was applied.
+func (s *sqlStore) prepareSchema(ctx context.Context, migrate bool) error {
+	if migrate {
+		return s.migrate(ctx)
+	}
+	migrations, err := Migrations(s.d.name)
+	if err != nil {
+		return err
+	}
+	var applied int
+	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM rr_schema_migrations`).Scan(&applied)
+	if err != nil || applied < len(migrations) {
+		return fmt.Errorf("migrate is off and the schema lacks migrations (%d of %d applied): apply the SQL printed by `rr schema %s`, or set migrate: true",
+			applied, len(migrations), s.d.name)
+	}
+	return nil
 }

@@ -94,7 +94,7 @@ func retryDeadlock(ctx context.Context, fn func() error) error {
 }
 
 // OpenMySQL connects with go-sql-driver/mysql and applies the migrations.
-func OpenMySQL(ctx context.Context, dsn string, maxOpen int) (Store, error) {
+func OpenMySQL(ctx context.Context, dsn string, maxOpen int, migrate bool) (Store, error) {
 	cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
@@ -116,7 +116,7 @@ func OpenMySQL(ctx context.Context, dsn string, maxOpen int) (Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.prepareSchema(ctx, migrate); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

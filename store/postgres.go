@@ -51,7 +51,7 @@ func postgresClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error)
 }
 
 // OpenPostgres connects with pgx and applies the migrations.
-func OpenPostgres(ctx context.Context, dsn string, maxOpen int) (Store, error) {
+func OpenPostgres(ctx context.Context, dsn string, maxOpen int, migrate bool) (Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
@@ -67,7 +67,7 @@ func OpenPostgres(ctx context.Context, dsn string, maxOpen int) (Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.prepareSchema(ctx, migrate); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

@@ -18,6 +18,8 @@ type SQLiteOptions struct {
 	Synchronous  string // full | normal | off
 	BusyTimeout  time.Duration
 	MaxReadConns int
+	// SkipMigrations: the schema is applied by hand; only check it.
+	SkipMigrations bool
 }
 
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
@@ -82,7 +84,7 @@ func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("sqlite file %s cannot be opened for writing (check the path and its permissions): %w", o.Path, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.prepareSchema(ctx, !o.SkipMigrations); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("sqlite file %s: %w", o.Path, err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 		},
 		"postgres": func(t *testing.T) Store {
 			dsn := serverDSN(t, "SQLJOBS_POSTGRES_DSN")
-			s, err := OpenPostgres(ctx, dsn, 8)
+			s, err := OpenPostgres(ctx, dsn, 8, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -36,7 +37,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 		},
 		"mysql": func(t *testing.T) Store {
 			dsn := serverDSN(t, "SQLJOBS_MYSQL_DSN")
-			s, err := OpenMySQL(ctx, dsn, 8)
+			s, err := OpenMySQL(ctx, dsn, 8, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -513,3 +514,49 @@ func TestDeclaredPipelinesAreKept(t *testing.T) {
 		}
 	})
 }
+
+func TestSkipMigrationsChecksTheSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	_, err := OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal", SkipMigrations: true})
+	if err == nil || !strings.Contains(err.Error(), "rr schema sqlite") {
+		t.Fatalf("opening an empty database with migrations off: err = %v", err)
+	}
+	s, err := OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s, err = OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal", SkipMigrations: true})
+	if err != nil {
+		t.Fatalf("migrated database with migrations off: %v", err)
+	}
+	_ = s.Close()
+}
+
+func TestSchemaSQLAppliesByHand(t *testing.T) {
+	script, err := SchemaSQL("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dba.db")
+	s, err := OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal", SkipMigrations: true})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("an empty database passed the schema check")
+	}
+	db, err := sqlOpen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, script); err != nil {
+		t.Fatalf("the printed schema does not apply: %v", err)
+	}
+	_ = db.Close()
+	s, err = OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal", SkipMigrations: true})
+	if err != nil {
+		t.Fatalf("schema applied by hand is not accepted: %v", err)
+	}
+	_ = s.Close()
+}
+
+func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", path) }

@@ -36,6 +36,7 @@ import (
 	rpcPlugin "github.com/roadrunner-server/rpc/v5"
 	"github.com/roadrunner-server/server/v5"
 	sqljobs "github.com/rr-sql/sqljobs"
+	"github.com/rr-sql/sqljobs/store"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 )
@@ -77,7 +78,7 @@ func rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", ".rr.yaml", "config file")
 	root.PersistentFlags().StringVarP(&g.workDir, "workdir", "w", "", "working directory")
 	root.PersistentFlags().StringArrayVarP(&g.overrides, "override", "o", nil, "override a config value: -o key.path=value")
-	root.AddCommand(serveCommand(g), workersCommand(g))
+	root.AddCommand(serveCommand(g), workersCommand(g), schemaCommand())
 	return root
 }
 
@@ -177,6 +178,24 @@ func stopWithin(cont *endure.Endure, grace time.Duration) error {
 		return err
 	case <-time.After(grace + 2*time.Second):
 		return fmt.Errorf("plugins did not stop within the grace period (%s)", grace)
+	}
+}
+
+// schemaCommand prints the sql driver's schema migrations for a DBA (with `migrate: false`).
+func schemaCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:       "schema sqlite|postgres|mysql",
+		Short:     "Print the sql jobs driver's schema migrations",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"sqlite", "postgres", "mysql"},
+		RunE: func(_ *cobra.Command, args []string) error {
+			script, err := store.SchemaSQL(args[0])
+			if err != nil {
+				return fmt.Errorf("%w (dialects: sqlite, postgres, mysql)", err)
+			}
+			fmt.Print(script)
+			return nil
+		},
 	}
 }
 
