@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian machine: php-cli (the PHP workers)
-# and, for the tests, mariadb-server (PostgreSQL 15 is part of the machine image; installed here too
-# if it is missing). Runs apt only for what is missing.
+# and, for the tests (--servers), PHP's PDO drivers and mariadb-server (PostgreSQL 15 is part of the
+# machine image; installed here too if it is missing). Runs apt only for what is missing.
 set -euo pipefail
 want=()
 command -v php >/dev/null || want+=(php-cli)
 if [ "${1:-}" = "--servers" ]; then
+  # PDO drivers: the transactional-enqueue test inserts jobs from PHP.
+  for pair in pdo_sqlite:php-sqlite3 pdo_pgsql:php-pgsql pdo_mysql:php-mysql; do
+    php -m 2>/dev/null | grep -qx "${pair%%:*}" || want+=("${pair#*:}")
+  done
   command -v mariadbd >/dev/null || want+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
 fi

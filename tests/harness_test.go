@@ -46,11 +46,16 @@ type backend struct {
 	section func(t *testing.T, dir string) string
 }
 
+// lastDSN remembers the DSN of the database section() made last (for tests that reach the database
+// from PHP too).
+var lastDSN string
+
 // backends are SQLite (always) and the servers CI starts. Outside CI a missing server skips its
 // cases, with the reason; in CI it fails them.
 func backends() []backend {
 	return []backend{
 		{"sqlite", func(_ *testing.T, dir string) string {
+			lastDSN = filepath.Join(dir, "jobs.db")
 			return fmt.Sprintf("sql:\n  connections:\n    default:\n      dsn: %q\n      synchronous: normal\n", filepath.Join(dir, "jobs.db"))
 		}},
 		{"postgres", func(t *testing.T, _ string) string {
@@ -96,9 +101,11 @@ func freshDatabase(t *testing.T, driverName, env string) string {
 		}
 	})
 	if driverName == "pgx" {
-		return strings.Replace(dsn, "/postgres?", "/"+name+"?", 1)
+		lastDSN = strings.Replace(dsn, "/postgres?", "/"+name+"?", 1)
+	} else {
+		lastDSN = strings.Replace(dsn, "/rr", "/"+name, 1)
 	}
-	return strings.Replace(dsn, "/rr", "/"+name, 1)
+	return lastDSN
 }
 
 // options of one RoadRunner instance.

@@ -1,0 +1,55 @@
+<?php
+/**
+ * Transactional enqueue: insert a job with plain SQL inside the application's own transaction, so
+ * the job exists only if the business data commits. The sql driver picks it up (at once on
+ * PostgreSQL through its NOTIFY trigger, within poll_interval elsewhere).
+ *
+ * The contract (stable across versions of the driver): one row in rr_jobs with
+ *   queue        the pipeline's queue (the pipeline name unless its `queue` option says otherwise)
+ *   job_id       your job id (any string; spiral/roadrunner-jobs uses a UUID)
+ *   name         the job name your worker dispatches on (usually a class name)
+ *   payload      the job body (bytes)
+ *   headers      JSON object of string => list of strings ('{}' for none)
+ *   priority     lower runs first (the pipeline's default is 10)
+ *   available_at unix time in milliseconds when it may run (now, or later for a delay)
+ *   created_at   unix time in milliseconds
+ * Leave every other column to its default.
+ *
+ * Usage (the tests run it): php examples/enqueue.php PDO_DSN USER PASSWORD QUEUE JOB_ID commit|rollback
+ *   php examples/enqueue.php 'pgsql:host=127.0.0.1;port=5432;dbname=app' app secret emails order-42 commit
+ */
+
+declare(strict_types=1);
+
+function enqueue_job(PDO $pdo, string $queue, string $name, string $id, string $payload,
+                     array $headers = [], int $priority = 10, int $delaySeconds = 0): void
+{
+    $now = (int)floor(microtime(true) * 1000);
+    $stmt = $pdo->prepare('INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    $stmt->bindValue(1, $queue);
+    $stmt->bindValue(2, $id);
+    $stmt->bindValue(3, $name);
+    $stmt->bindValue(4, $payload, PDO::PARAM_LOB);
+    $stmt->bindValue(5, json_encode((object)$headers));
+    $stmt->bindValue(6, $priority, PDO::PARAM_INT);
+    $stmt->bindValue(7, $now + $delaySeconds * 1000, PDO::PARAM_INT);
+    $stmt->bindValue(8, $now, PDO::PARAM_INT);
+    $stmt->execute();
+}
+
+if (PHP_SAPI === 'cli' && realpath($argv[0]) === __FILE__) {
+    [, $dsn, $user, $password, $queue, $id, $outcome] = $argv + array_fill(0, 7, '');
+    $pdo = new PDO($dsn, $user ?: null, $password ?: null, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION, PDO::ATTR_TIMEOUT => 10]);
+
+    $pdo->beginTransaction();
+    // ... the application's own writes would go here (an order row, say) ...
+    enqueue_job($pdo, $queue, 'App\\Jobs\\ShipOrder', $id, json_encode(['action' => 'ack', 'order' => $id]),
+        ['source' => ['enqueue.php']]);
+    if ($outcome === 'commit') {
+        $pdo->commit();
+    } else {
+        $pdo->rollBack();
+    }
+    fwrite(STDERR, "job $id: $outcome\n");
+}
