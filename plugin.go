@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
 	"github.com/roadrunner-server/endure/v2/dep"
 	"github.com/rr-sql/sqljobs/config"
@@ -51,6 +52,7 @@ type Plugin struct {
 	registry *pipeline.Registry
 	// drivers are the live pipelines by name, for the `sql` RPC service.
 	drivers sync.Map // string -> *driver.Driver
+	metrics *driver.Metrics
 	// stopRestore cancels the restore of declared pipelines.
 	stopRestore context.CancelFunc
 }
@@ -70,6 +72,7 @@ func (p *Plugin) Init(cfg Configurer, log Logger) error {
 		return err
 	}
 	p.registry = pipeline.NewRegistry(global, p.log)
+	p.metrics = driver.NewMetrics(p.live)
 	p.tracer = sdktrace.NewTracerProvider()
 	// The same propagators as RoadRunner's other drivers, so a trace crosses the queue.
 	p.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}, jprop.Jaeger{})
@@ -177,9 +180,24 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, 
 	if err != nil {
 		return nil, err
 	}
-	d := driver.New(pc, conn, pq, p.log, p.tracer, p.prop)
+	d := driver.New(pc, conn, pq, driver.Env{Log: p.log, Tracer: p.tracer, Prop: p.prop, Metrics: p.metrics})
 	p.drivers.Store(pc.Name, d)
 	return d, nil
+}
+
+// MetricsCollector hands the driver's series to RoadRunner's metrics plugin (Prometheus).
+func (p *Plugin) MetricsCollector() []prometheus.Collector { return p.metrics.Collectors() }
+
+// live lists the running drivers.
+func (p *Plugin) live() []*driver.Driver {
+	var out []*driver.Driver
+	p.drivers.Range(func(_, v any) bool {
+		if d := v.(*driver.Driver); !d.Stopped() {
+			out = append(out, d)
+		}
+		return true
+	})
+	return out
 }
 
 // RPC is the `sql` RPC service (the rpc plugin registers it as sql.*).
@@ -206,12 +224,9 @@ func (l *livePipelines) Lookup(name string) (rpc.Target, bool) {
 
 func (l *livePipelines) Names() []string {
 	var out []string
-	l.drivers.Range(func(k, v any) bool {
-		if !v.(*driver.Driver).Stopped() {
-			out = append(out, k.(string))
-		}
-		return true
-	})
+	for _, d := range (*Plugin)(l).live() {
+		out = append(out, d.Config().Name)
+	}
 	return out
 }
 

@@ -45,6 +45,8 @@ type Connection struct {
 	// Migrate applies the embedded schema migrations at start (under a lock); off, the schema is
 	// only checked, for DBAs who apply `rr schema DIALECT` themselves.
 	Migrate bool
+	// FailedRetention is how long failed jobs are kept (0: forever); older ones are pruned in batches.
+	FailedRetention time.Duration
 }
 
 // Redacted is the DSN without its password, for logs and errors.
@@ -57,7 +59,7 @@ type Global struct {
 	Connections map[string]*Connection
 }
 
-var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate"}
+var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate", "failed_retention"}
 
 var connectionName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,62}$`)
 
@@ -127,6 +129,7 @@ func parseConnection(name, where string, raw map[string]any) (*Connection, error
 	c.HeartbeatInterval = o.Duration("heartbeat_interval", 5*time.Second, 100*time.Millisecond, time.Hour)
 	c.NodeTTL = o.Duration("node_ttl", 30*time.Second, 300*time.Millisecond, 24*time.Hour)
 	c.Migrate = o.Bool("migrate", true)
+	c.FailedRetention = o.Duration("failed_retention", 7*24*time.Hour, 0, 10*365*24*time.Hour)
 	if err := o.Err(connectionKeys); err != nil {
 		return nil, err
 	}

@@ -15,8 +15,9 @@ const maxAckBatch = 512
 // acker deletes acknowledged jobs in batches: one goroutine takes everything that piled up while
 // the previous batch ran, so batches grow with the load and an idle ack waits for no timer.
 type acker struct {
-	st  store.Store
-	log *zap.Logger
+	st      store.Store
+	log     *zap.Logger
+	observe func(time.Duration)
 
 	mu      sync.Mutex
 	pending []store.Fence
@@ -25,8 +26,8 @@ type acker struct {
 	done    chan struct{}
 }
 
-func newAcker(st store.Store, log *zap.Logger) *acker {
-	a := &acker{st: st, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+func newAcker(st store.Store, log *zap.Logger, observe func(time.Duration)) *acker {
+	a := &acker{st: st, log: log, observe: observe, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go a.run()
 	return a
 }
@@ -84,7 +85,7 @@ func (a *acker) flush(batch []store.Fence) {
 	if n < int64(len(batch)) {
 		a.log.Debug("some acks found their job already recovered elsewhere", zap.Int("batch", len(batch)), zap.Int64("deleted", n))
 	}
-	a.log.Debug("ack batch", zap.Int("jobs", len(batch)), zap.Duration("took", time.Since(start)))
+	a.observe(time.Since(start))
 }
 
 // close flushes what is pending and stops the goroutine.

@@ -75,6 +75,7 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	claimed, err := d.conn.Store.Claim(ctx, store.ClaimRequest{
 		Queue: d.cfg.Queue, Node: d.conn.NodeID, Limit: limit, Now: now, LeaseUntil: now.Add(d.cfg.Lease),
 	})
+	d.metrics.observeClaim(d.cfg.Name, time.Since(now))
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}

@@ -30,14 +30,23 @@ const tracerName = "jobs"
 
 var _ jobs.Driver = (*Driver)(nil)
 
+// Env is what every driver of the plugin shares.
+type Env struct {
+	Log     *zap.Logger
+	Tracer  trace.TracerProvider
+	Prop    propagation.TextMapPropagator
+	Metrics *Metrics
+}
+
 // Driver is one pipeline.
 type Driver struct {
-	cfg    *config.Pipeline
-	conn   *pipeline.Conn
-	pq     jobs.Queue
-	log    *zap.Logger
-	tracer trace.TracerProvider
-	prop   propagation.TextMapPropagator
+	cfg     *config.Pipeline
+	conn    *pipeline.Conn
+	pq      jobs.Queue
+	log     *zap.Logger
+	tracer  trace.TracerProvider
+	prop    propagation.TextMapPropagator
+	metrics *Metrics
 
 	// outstanding counts jobs claimed and not yet answered (in the shared queue or at a worker);
 	// the consumer never lets it exceed cfg.Prefetch.
@@ -71,18 +80,19 @@ type Driver struct {
 }
 
 // New builds a pipeline's driver on an acquired connection; the consumer starts on Run or Resume.
-func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, log *zap.Logger, tracer trace.TracerProvider, prop propagation.TextMapPropagator) *Driver {
+func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Driver {
 	d := &Driver{
-		cfg:    cfg,
-		conn:   conn,
-		pq:     pq,
-		log:    log.With(zap.String("pipeline", cfg.Name)),
-		tracer: tracer,
-		prop:   prop,
-		wake:   make(chan struct{}, 1),
+		cfg:     cfg,
+		conn:    conn,
+		pq:      pq,
+		log:     env.Log.With(zap.String("pipeline", cfg.Name)),
+		tracer:  env.Tracer,
+		prop:    env.Prop,
+		metrics: env.Metrics,
+		wake:    make(chan struct{}, 1),
 	}
 	d.idle = sync.NewCond(&d.idleMu)
-	d.acks = newAcker(conn.Store, d.log)
+	d.acks = newAcker(conn.Store, d.log, func(took time.Duration) { d.metrics.observeAck(cfg.Name, took) })
 	d.held = map[store.Fence]struct{}{}
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)

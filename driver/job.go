@@ -111,6 +111,7 @@ func (j *Job) Nack() error {
 	if j.Attempts >= int64(cfg.MaxAttempts) {
 		return j.fail(fmt.Sprintf("%s (delivery %d of max_attempts %d)", reason, j.Attempts, cfg.MaxAttempts))
 	}
+	j.drv.metrics.countRetried(cfg.Name)
 	return j.requeue(nil, cfg.RetryDelay(j.Attempts, rand.Float64()), reason)
 }
 
@@ -176,5 +177,6 @@ func (j *Job) fail(reason string) error {
 	if !ok {
 		return fmt.Errorf("move job %s to failed jobs: %w", j.JobID, errLostClaim)
 	}
+	j.drv.metrics.countFailed(j.drv.cfg.Name)
 	return nil
 }

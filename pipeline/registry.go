@@ -241,6 +241,7 @@ func (c *Conn) keepAlive(ctx context.Context) {
 	defer c.upkeep.Done()
 	t := time.NewTicker(c.cfg.HeartbeatInterval)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,6 +262,10 @@ func (c *Conn) keepAlive(ctx context.Context) {
 		}
 		if err == nil {
 			err = c.reap(opCtx, now)
+		}
+		if err == nil && c.cfg.FailedRetention > 0 && now.Sub(pruned) >= min(time.Minute, c.cfg.FailedRetention) {
+			pruned = now
+			err = c.pruneFailed(opCtx, now)
 		}
 		cancel()
 		if err != nil && ctx.Err() == nil {
@@ -292,6 +297,15 @@ func (c *Conn) reap(ctx context.Context, now time.Time) error {
 		c.reg.log.Warn("jobs of dead nodes returned to ready", zap.String("connection", c.Name), zap.Int64("jobs", released))
 	}
 	return nil
+}
+
+// pruneFailed deletes failed jobs older than the retention, a batch per statement (no long locks).
+func (c *Conn) pruneFailed(ctx context.Context, now time.Time) error {
+	n, err := c.Store.PruneFailed(ctx, now.Add(-c.cfg.FailedRetention), 1000)
+	if n > 0 {
+		c.reg.log.Info("failed jobs past their retention deleted", zap.String("connection", c.Name), zap.Int64("jobs", n))
+	}
+	return err
 }
 
 func newNodeID() string {

@@ -180,3 +180,22 @@ func TestDeclaredPipelinesSurviveRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedJobsRetention: failed jobs older than failed_retention are pruned by the node.
+func TestFailedJobsRetention(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		section := strings.TrimRight(b.section(t, dir), "\n") + "\n      heartbeat_interval: 200ms\n      failed_retention: 1s\n"
+		rr := start(t, options{pipelines: pipelineYAML("p"), consume: []string{"p"}, sqlSection: section, out: out})
+		rr.push(job{id: "doomed", pipeline: "p", payload: map[string]any{"action": "nack"}})
+		waitFor(t, 10*time.Second, "the job in the failed jobs", func() (bool, string) {
+			s := rr.sqlStats("p")
+			return s.Failed == 1, asJSON(s)
+		})
+		waitFor(t, 10*time.Second, "the failed job pruned after its retention", func() (bool, string) {
+			s := rr.sqlStats("p")
+			return s.Failed == 0, asJSON(s)
+		})
+	})
+}

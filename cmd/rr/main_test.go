@@ -9,8 +9,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/rpc"
 	"os"
 	"os/exec"
@@ -76,6 +78,8 @@ type node struct {
 }
 
 type nodeOptions struct {
+	// extra is top-level YAML added to the config (another plugin's section).
+	extra      string
 	sqlSection string
 	workers    int
 	out        string
@@ -116,6 +120,7 @@ logs:
 endure:
   grace_period: %s
 %s
+%s
 jobs:
   pool:
     num_workers: %d
@@ -128,7 +133,7 @@ jobs:
         prefetch: 50
         poll_interval: 200ms
   consume: ["p"]
-`, n.rpc, worker, o.out, o.grace, o.sqlSection, o.workers)
+`, n.rpc, worker, o.out, o.grace, o.extra, o.sqlSection, o.workers)
 	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -334,4 +339,47 @@ func freshDatabase(t *testing.T, dialect string) string {
 	}
 	// Fast failure detection for the fault tests: a node is declared dead 2s after its last heartbeat.
 	return fmt.Sprintf("sql:\n  connections:\n    default:\n      dialect: %s\n      dsn: %q\n      heartbeat_interval: 500ms\n      node_ttl: 2s\n", dialect, dsn)
+}
+
+func TestMetricsExported(t *testing.T) {
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n := startNode(t, nodeOptions{extra: "metrics:\n  address: " + addr, sqlSection: sqliteSection(dir), out: filepath.Join(dir, "out.jsonl")})
+	c := n.client()
+	for i, action := range []string{"ack", "nack"} {
+		err := c.Call("jobs.Push", &jobsProto.PushRequest{Job: &jobsProto.Job{Job: "Job", Id: fmt.Sprint("m", i),
+			Payload: []byte(`{"action":"` + action + `"}`), Options: &jobsProto.Options{Pipeline: "p"}}}, &jobsProto.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.Close()
+	want := []string{
+		`rr_sql_jobs{pipeline="p",state="failed"} 1`,
+		`rr_sql_jobs{pipeline="p",state="ready"} 0`,
+		`rr_sql_jobs_failed_total{pipeline="p"} 1`,
+		`rr_sql_claim_seconds_count{pipeline="p"}`,
+		`rr_sql_ack_batch_seconds_count{pipeline="p"}`,
+	}
+	var body string
+	waitFor(t, 10*time.Second, "the sql series on /metrics", func() (bool, string) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		body = string(b)
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return false, "missing " + w
+			}
+		}
+		return true, ""
+	})
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "rr_sql_jobs") || strings.HasPrefix(line, "rr_sql_claim_seconds_count") {
+			t.Log(line)
+		}
+	}
 }

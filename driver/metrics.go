@@ -1,0 +1,92 @@
+package driver
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Metrics are the driver's Prometheus series, exported through RoadRunner's metrics plugin.
+type Metrics struct {
+	claimSeconds *prometheus.HistogramVec
+	ackSeconds   *prometheus.HistogramVec
+	failed       *prometheus.CounterVec
+	retried      *prometheus.CounterVec
+	depth        *depthCollector
+}
+
+// NewMetrics makes the series; live lists the running pipelines for the queue-depth gauges.
+func NewMetrics(live func() []*Driver) *Metrics {
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
+	return &Metrics{
+		claimSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "rr_sql", Name: "claim_seconds", Help: "Time of one claim statement (a batch of jobs).", Buckets: buckets,
+		}, []string{"pipeline"}),
+		ackSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "rr_sql", Name: "ack_batch_seconds", Help: "Time of one batch of acknowledgements.", Buckets: buckets,
+		}, []string{"pipeline"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rr_sql", Name: "jobs_failed_total", Help: "Jobs moved to the failed jobs.",
+		}, []string{"pipeline"}),
+		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rr_sql", Name: "jobs_retried_total", Help: "Failed deliveries put back with backoff.",
+		}, []string{"pipeline"}),
+		depth: &depthCollector{live: live, desc: prometheus.NewDesc("rr_sql_jobs",
+			"Jobs in the database by pipeline and state (ready, delayed, reserved, failed).", []string{"pipeline", "state"}, nil)},
+	}
+}
+
+// Collectors are what the plugin hands to the metrics plugin.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.depth}
+}
+
+func (m *Metrics) observeClaim(pipeline string, took time.Duration) {
+	if m != nil {
+		m.claimSeconds.WithLabelValues(pipeline).Observe(took.Seconds())
+	}
+}
+
+func (m *Metrics) observeAck(pipeline string, took time.Duration) {
+	if m != nil {
+		m.ackSeconds.WithLabelValues(pipeline).Observe(took.Seconds())
+	}
+}
+
+func (m *Metrics) countFailed(pipeline string) {
+	if m != nil {
+		m.failed.WithLabelValues(pipeline).Inc()
+	}
+}
+
+func (m *Metrics) countRetried(pipeline string) {
+	if m != nil {
+		m.retried.WithLabelValues(pipeline).Inc()
+	}
+}
+
+// depthCollector counts queue depth from the database at scrape time, so every node reports the
+// truth of the shared queue, not its own view.
+type depthCollector struct {
+	live func() []*Driver
+	desc *prometheus.Desc
+}
+
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, d := range c.live() {
+		st, err := d.conn.Store.Stats(ctx, d.cfg.Queue, time.Now())
+		if err != nil {
+			d.log.Warn("queue depth for metrics", zap.Error(err))
+			continue
+		}
+		for state, v := range map[string]int64{"ready": st.Ready, "delayed": st.Delayed, "reserved": st.Reserved, "failed": st.Failed} {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), d.cfg.Name, state)
+		}
+	}
+}
