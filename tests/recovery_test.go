@@ -131,3 +131,33 @@ func TestBadConfigurationStopsRoadRunner(t *testing.T) {
 		})
 	}
 }
+
+// TestAnswerAfterDestroy destroys a pipeline while its job is at a worker: Stop waits for the
+// answer, so the job is acked once and never comes back.
+func TestAnswerAfterDestroy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		rr := start(t, options{pipelines: pipelineYAML("static"), sqlSection: b.section(t, dir), out: out})
+		if err := rr.declare(map[string]string{"driver": "sql", "name": "dyn", "poll_interval": "100ms"}); err != nil {
+			t.Fatal(err)
+		}
+		rr.resume("dyn")
+		rr.push(job{id: "slow", pipeline: "dyn", payload: map[string]any{"action": "ack", "sleep_ms": 1500}})
+		waitRecords(t, out, 1, 10*time.Second)
+		if err := rr.destroy("dyn"); err != nil { // the job is still at the worker
+			t.Fatal(err)
+		}
+		if err := rr.declare(map[string]string{"driver": "sql", "name": "dyn", "poll_interval": "100ms"}); err != nil {
+			t.Fatal(err)
+		}
+		rr.resume("dyn")
+		stableFor(t, 1500*time.Millisecond, "the acked job does not come back", func() (bool, string) {
+			n := countByID(records(t, out))["slow"]
+			return n == 1, fmt.Sprint(n, " deliveries")
+		})
+		if s := rr.stat("dyn"); s.GetActive()+s.GetReserved()+s.GetDelayed() != 0 {
+			t.Fatalf("stat after the late ack = %v", s)
+		}
+	})
+}

@@ -1,4 +1,4 @@
-package harness
+package tests
 
 // The PHP worker's wire protocol, checked with goridge's own frame code (the code RoadRunner
 // uses), without RoadRunner.
@@ -25,16 +25,16 @@ type phpWorker struct {
 
 func startWorker(t *testing.T) *phpWorker {
 	t.Helper()
-	RequirePHP(t)
+	requirePHP(t)
 	out := filepath.Join(t.TempDir(), "out.jsonl")
-	cmd := exec.Command("php", WorkerPath(t))
+	cmd := exec.Command("php", workerPath(t))
 	cmd.Env = append(os.Environ(), "RR_TEST_OUT="+out, "RR_RELAY=pipes")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
-	Must(t, err)
+	must(t, err)
 	stdout, err := cmd.StdoutPipe()
-	Must(t, err)
-	Must(t, cmd.Start())
+	must(t, err)
+	must(t, cmd.Start())
 	w := &phpWorker{cmd: cmd, relay: pipe.NewPipeRelay(stdout, stdin), out: out}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	return w
@@ -51,7 +51,7 @@ func (w *phpWorker) send(t *testing.T, flags []byte, options []uint32, payload [
 	fr.WritePayloadLen(fr.Header(), uint32(len(payload)))
 	fr.WritePayload(payload)
 	fr.WriteCRC(fr.Header())
-	Must(t, w.relay.Send(fr))
+	must(t, w.relay.Send(fr))
 }
 
 // receive reads one frame (goridge verifies its CRC).
@@ -62,7 +62,7 @@ func (w *phpWorker) receive(t *testing.T) *frame.Frame {
 	go func() { done <- w.relay.Receive(fr) }()
 	select {
 	case err := <-done:
-		Must(t, err)
+		must(t, err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no frame from the worker within 10s")
 	}
@@ -112,7 +112,7 @@ func TestWorkerProtocol(t *testing.T) {
 		t.Fatalf("handshake reply is not a control frame: flags %x", hs.ReadFlags())
 	}
 	var pid struct{ Pid int }
-	Must(t, json.Unmarshal(hs.Payload(), &pid))
+	must(t, json.Unmarshal(hs.Payload(), &pid))
 	if pid.Pid != w.cmd.Process.Pid {
 		t.Fatalf("handshake pid %d, worker pid %d", pid.Pid, w.cmd.Process.Pid)
 	}
@@ -146,8 +146,7 @@ func TestWorkerProtocol(t *testing.T) {
 		t.Fatalf("fail: flags %x payload %q", fail.ReadFlags(), fail.Payload())
 	}
 
-	recs, err := ReadRecords(w.out)
-	Must(t, err)
+	recs := records(t, w.out)
 	var actions []string
 	for _, r := range recs {
 		actions = append(actions, r.ID+":"+r.Action)
@@ -159,7 +158,7 @@ func TestWorkerProtocol(t *testing.T) {
 	if got := strings.Join(actions, " "); got != want {
 		t.Fatalf("recorded %s, want %s", got, want)
 	}
-	if recs[1].Payload != "not json" || recs[6].Header("x") != "1" {
+	if recs[1].Payload != "not json" || recs[6].Headers["x"][0] != "1" {
 		t.Fatalf("records %+v", recs)
 	}
 
@@ -173,8 +172,7 @@ func TestWorkerCrash(t *testing.T) {
 	ctx := []byte(`{"id":"c","job":"j","driver":"memory","pipeline":"p","headers":{}}`)
 	w.send(t, []byte{frame.CodecProto}, []uint32{uint32(len(ctx))}, append(ctx, `{"action":"crash"}`...))
 	waitExit(t, w, 1)
-	recs, err := ReadRecords(w.out)
-	Must(t, err)
+	recs := records(t, w.out)
 	if len(recs) != 1 || recs[0].Action != "crash" {
 		t.Fatalf("records %+v", recs)
 	}
@@ -198,27 +196,9 @@ func waitExit(t *testing.T, w *phpWorker, code int) {
 	}
 }
 
-func TestConfigTemplate(t *testing.T) {
-	o := Options{
-		Pipelines: "\n    a:\n      driver: memory\n\n    b:\n      driver: memory\n",
-		Consume:   []string{"a"},
-		Extra:     "  sql:\n    connections: {}\n",
-		Worker:    "/x/worker.php",
-		Out:       "/tmp/o'ut.jsonl",
-		Env:       map[string]string{"FOO": "bar"},
-	}.withDefaults(t)
-	got := Config(o, "127.0.0.1:1234")
-	for _, want := range []string{
-		"listen: tcp://127.0.0.1:1234\n",
-		"command: 'php /x/worker.php'\n",
-		"    FOO: 'bar'\n    RR_TEST_OUT: '/tmp/o''ut.jsonl'\n",
-		"  pipelines:\n    a:\n      driver: memory\n\n    b:\n      driver: memory\n  consume: ['a']\n",
-		"    num_workers: 2\n",
-		"grace_period: 3s\n",
-		"\nsql:\n  connections: {}\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("config lacks %q:\n%s", want, got)
-		}
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
