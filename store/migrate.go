@@ -152,6 +152,20 @@ func splitStatements(script string) []string {
 	return out
 }
 
+// start checks the connection and prepares the schema; on failure it closes the store.
+func (s *sqlStore) start(ctx context.Context, migrate bool) error {
+	err := s.w.PingContext(ctx)
+	if err != nil {
+		err = fmt.Errorf("connect: %w", err)
+	} else {
+		err = s.prepareSchema(ctx, migrate)
+	}
+	if err != nil {
+		_ = s.Close()
+	}
+	return err
+}
+
 // prepareSchema migrates, or (when the operator applies migrations by hand) checks that every
 // migration of this build was applied.
 func (s *sqlStore) prepareSchema(ctx context.Context, migrate bool) error {

@@ -112,12 +112,7 @@ func OpenMySQL(ctx context.Context, dsn string, maxOpen int, migrate bool) (Stor
 	db.SetMaxIdleConns(maxOpen)
 	db.SetConnMaxLifetime(5 * time.Minute)
 	s := &sqlStore{d: mysqlDialect, w: db, r: db}
-	if err := db.PingContext(ctx); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if err := s.prepareSchema(ctx, migrate); err != nil {
-		_ = s.Close()
+	if err := s.start(ctx, migrate); err != nil {
 		return nil, err
 	}
 	return s, nil

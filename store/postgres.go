@@ -63,12 +63,7 @@ func OpenPostgres(ctx context.Context, dsn string, maxOpen int, migrate bool) (S
 	s.listen = func(ctx context.Context, onReady func(string)) error {
 		return postgresListen(ctx, cfg, onReady)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if err := s.prepareSchema(ctx, migrate); err != nil {
-		_ = s.Close()
+	if err := s.start(ctx, migrate); err != nil {
 		return nil, err
 	}
 	return s, nil

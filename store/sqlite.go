@@ -80,13 +80,8 @@ func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
 	r.SetMaxOpenConns(max(o.MaxReadConns, 1))
 
 	s := &sqlStore{d: sqliteDialect, w: w, r: r}
-	if err := w.PingContext(ctx); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("sqlite file %s cannot be opened for writing (check the path and its permissions): %w", o.Path, err)
-	}
-	if err := s.prepareSchema(ctx, !o.SkipMigrations); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("sqlite file %s: %w", o.Path, err)
+	if err := s.start(ctx, !o.SkipMigrations); err != nil {
+		return nil, fmt.Errorf("sqlite file %s (check the path and its permissions): %w", o.Path, err)
 	}
 	return s, nil
 }
