@@ -14,9 +14,9 @@ import (
 
 // backends opens one empty store per database the suite runs on. Every case below runs on each:
 // the behaviour the driver relies on must not depend on the database.
-func backends(t *testing.T) map[string]func(t *testing.T) Store {
-	return map[string]func(t *testing.T) Store{
-		"sqlite": func(t *testing.T) Store {
+func backends() map[string]func(t testing.TB) Store {
+	return map[string]func(t testing.TB) Store{
+		"sqlite": func(t testing.TB) Store {
 			s, err := OpenSQLite(context.Background(), SQLiteOptions{
 				Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "normal", BusyTimeout: 5 * time.Second, MaxReadConns: 2,
 			})
@@ -26,7 +26,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
-		"postgres": func(t *testing.T) Store {
+		"postgres": func(t testing.TB) Store {
 			dsn := serverDSN(t, "SQLJOBS_POSTGRES_DSN")
 			s, err := OpenPostgres(ctx, dsn, 8, true)
 			if err != nil {
@@ -35,7 +35,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 			t.Cleanup(func() { _ = s.Close() })
 			return emptied(t, s)
 		},
-		"mysql": func(t *testing.T) Store {
+		"mysql": func(t testing.TB) Store {
 			dsn := serverDSN(t, "SQLJOBS_MYSQL_DSN")
 			s, err := OpenMySQL(ctx, dsn, 8, true)
 			if err != nil {
@@ -48,7 +48,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 }
 
 // serverDSN is the DSN of a database server the suite needs; outside CI a missing one skips.
-func serverDSN(t *testing.T, env string) string {
+func serverDSN(t testing.TB, env string) string {
 	dsn := os.Getenv(env)
 	if dsn == "" {
 		if os.Getenv("CI") == "true" {
@@ -61,7 +61,7 @@ func serverDSN(t *testing.T, env string) string {
 
 // emptied clears the tables: the store suite runs its cases one after another on one database
 // (the integration suites use databases of their own).
-func emptied(t *testing.T, s Store) Store {
+func emptied(t testing.TB, s Store) Store {
 	db := s.(*sqlStore).w
 	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines"} {
 		if _, err := db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
@@ -72,7 +72,7 @@ func emptied(t *testing.T, s Store) Store {
 }
 
 func forEachBackend(t *testing.T, run func(t *testing.T, s Store)) {
-	for name, open := range backends(t) {
+	for name, open := range backends() {
 		t.Run(name, func(t *testing.T) { run(t, open(t)) })
 	}
 }
