@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,17 +126,12 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 	ctx, span := d.tracer.Tracer(tracerName).Start(ctx, "sql_push")
 	defer span.End()
 
-	d.mu.Lock()
-	stopped := d.stopped
-	d.mu.Unlock()
-	if stopped {
+	if d.Stopped() {
 		return fmt.Errorf("pipeline %s is stopped", d.cfg.Name)
 	}
 
 	headers := make(map[string][]string, len(msg.Headers())+2)
-	for k, v := range msg.Headers() {
-		headers[k] = v
-	}
+	maps.Copy(headers, msg.Headers())
 	d.prop.Inject(ctx, propagation.HeaderCarrier(headers))
 
 	now := time.Now()
