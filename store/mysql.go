@@ -17,6 +17,7 @@ var mysqlDialect = dialect{
 	claimSQL:           mysqlClaimSQL,
 	explainPrefix:      "EXPLAIN ",
 	noTransactionalDDL: true,
+	txOptions:          &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
 		if err := c.QueryRowContext(ctx, `SELECT GET_LOCK('rr_sql_migrations', 60)`).Scan(&got); err != nil {
@@ -40,9 +41,9 @@ const mysqlClaimSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs
 // and an update by primary key share one short READ COMMITTED transaction (no gap locks).
 func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	var out []Job
-	err := retryDeadlock(ctx, func() error {
+	err := retryConflicts(ctx, func() error {
 		out = nil
-		tx, err := s.w.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		tx, err := s.begin(ctx)
 		if err != nil {
 			return err
 		}
@@ -75,22 +76,6 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 		return nil
 	})
 	return out, err
-}
-
-// retryDeadlock reruns fn after a deadlock (1213) or lock wait timeout (1205), with jitter.
-func retryDeadlock(ctx context.Context, fn func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		var me *mysql.MySQLError
-		if err == nil || attempt == 5 || !errors.As(err, &me) || (me.Number != 1213 && me.Number != 1205) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt) * jitterMs(10)):
-		}
-	}
 }
 
 // OpenMySQL connects with go-sql-driver/mysql and applies the migrations.

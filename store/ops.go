@@ -245,7 +245,7 @@ func (s *sqlStore) RetryFailed(ctx context.Context, sel Selection, now time.Time
 	if err != nil {
 		return 0, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}

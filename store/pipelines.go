@@ -33,7 +33,7 @@ func (s *sqlStore) SavePipeline(ctx context.Context, name string, options map[st
 	if err != nil {
 		return err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}

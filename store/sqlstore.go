@@ -1,15 +1,21 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // dialect is what differs between databases. Shared statements are written with `?`
@@ -26,6 +32,9 @@ type dialect struct {
 	// lockMigrations serialises schema changes between nodes starting at once (nil: the
 	// database's own write lock is enough).
 	lockMigrations func(ctx context.Context, c *sql.Conn) (unlock func(), err error)
+	// txOptions are the options of every write transaction (MySQL: READ COMMITTED, so no gap or
+	// next-key locks that deadlock a delete against a claim).
+	txOptions *sql.TxOptions
 	// noTransactionalDDL: each DDL statement commits on its own (MySQL), so migrations run statement
 	// by statement and must be written to be re-runnable.
 	noTransactionalDDL bool
@@ -186,8 +195,42 @@ func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 	return out, rows.Err()
 }
 
+// begin starts a write transaction.
+func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
+	return s.w.BeginTx(ctx, s.d.txOptions)
+}
+
+// retryConflicts reruns fn after a deadlock or lock-wait timeout (MySQL 1213/1205, PostgreSQL
+// 40P01/40001), with a growing jittered pause, up to five tries.
+func retryConflicts(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == 5 || !isConflict(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * jitterMs(10)):
+		}
+	}
+}
+
+func isConflict(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40P01" || pe.Code == "40001"
+	}
+	return false
+}
+
 // execFenced runs one fenced statement per fence in a single transaction and returns rows affected.
-// The statement takes the lead arguments first, then the fence's row id and claim token.
+// The statement takes the lead arguments first, then the fence's row id and claim token. Rows are
+// locked in id order, so two batches (acks and lease extensions) cannot deadlock each other.
 func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence, lead ...any) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
@@ -195,7 +238,19 @@ func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence,
 	if len(fences) == 0 {
 		return 0, nil
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	fences = slices.Clone(fences)
+	slices.SortFunc(fences, func(a, b Fence) int { return cmp.Compare(a.Row, b.Row) })
+	var total int64
+	err := retryConflicts(ctx, func() error {
+		var err error
+		total, err = s.execFencedOnce(ctx, query, fences, lead)
+		return err
+	})
+	return total, err
+}
+
+func (s *sqlStore) execFencedOnce(ctx context.Context, query string, fences []Fence, lead []any) (int64, error) {
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -265,7 +320,7 @@ func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, now time.Ti
 	if err := s.check(); err != nil {
 		return false, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("fail job: %w", err)
 	}
@@ -379,7 +434,7 @@ func (s *sqlStore) Reap(ctx context.Context, now, staleBefore time.Time, dead []
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reap nodes: %w", err)
 	}
@@ -404,7 +459,7 @@ func (s *sqlStore) RemoveNode(ctx context.Context, node string) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("remove node %s: %w", node, err)
 	}
