@@ -560,3 +560,87 @@ func TestSchemaSQLAppliesByHand(t *testing.T) {
 }
 
 func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", path) }
+
+// TestConcurrentClaimAckExtendDoNotConflict runs claimers that ack in batches while a heartbeat
+// extends every held lease: no statement may fail (a deadlock here once lost acks on MariaDB).
+func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		const total = 3000
+		for i := range total {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i)})
+		}
+		var (
+			mu   sync.Mutex
+			held = map[Fence]struct{}{}
+			wg   sync.WaitGroup
+			stop = make(chan struct{})
+		)
+		wg.Add(1)
+		go func() { // the heartbeat
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				fences := make([]Fence, 0, len(held))
+				for f := range held {
+					fences = append(fences, f)
+				}
+				mu.Unlock()
+				if _, err := s.Extend(ctx, fences, time.Now().Add(time.Minute)); err != nil {
+					t.Error("extend:", err)
+					return
+				}
+			}
+		}()
+		var acked sync.WaitGroup
+		deleted := make(chan int64, 16)
+		for w := range 4 {
+			acked.Add(1)
+			go func() {
+				defer acked.Done()
+				for {
+					got, err := claim(s, "q", fmt.Sprint("n", w), 20, time.Now())
+					if err != nil {
+						t.Error("claim:", err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					fences := make([]Fence, len(got))
+					mu.Lock()
+					for i, j := range got {
+						fences[i] = j.Fence
+						held[j.Fence] = struct{}{}
+					}
+					mu.Unlock()
+					n, err := s.Ack(ctx, fences)
+					if err != nil {
+						t.Error("ack:", err)
+						return
+					}
+					deleted <- n
+					mu.Lock()
+					for _, f := range fences {
+						delete(held, f)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		go func() { acked.Wait(); close(deleted) }()
+		var sum int64
+		for n := range deleted {
+			sum += n
+		}
+		close(stop)
+		wg.Wait()
+		if sum != total {
+			t.Fatalf("acks deleted %d jobs, want %d", sum, total)
+		}
+	})
+}
