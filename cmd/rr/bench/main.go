@@ -385,10 +385,8 @@ func report(rs []result, workers, pushJobs, drainJobs int) string {
 
 func chart(rs []result, file string) error {
 	p := plot.New()
-	p.Title.Text = "jobs per second (higher is better, log scale)"
+	p.Title.Text = "jobs per second (higher is better)"
 	p.Y.Label.Text = "jobs/s"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	w := vg.Points(14)
 	var names []string
 	series := []struct {
@@ -398,7 +396,7 @@ func chart(rs []result, file string) error {
 	for i, s := range series {
 		vals := make(plotter.Values, len(rs))
 		for j, r := range rs {
-			vals[j] = max(s.get(r), 1) // a log scale cannot show zero
+			vals[j] = s.get(r)
 		}
 		bars, err := plotter.NewBarChart(vals, w)
 		if err != nil {
