@@ -29,9 +29,9 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 		if ctx.Err() != nil {
 			return
 		}
-		free := int64(d.cfg.Prefetch) - d.outstanding.Load()
+		free := d.cfg.Prefetch - d.holding()
 		if free > 0 {
-			n, err := d.claim(ctx, int(free))
+			n, err := d.claim(ctx, free)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				failures++
@@ -43,7 +43,7 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 				continue
 			case err == nil:
 				failures = 0
-				if int64(n) == free {
+				if n == free {
 					continue // the batch was full: there may be more
 				}
 				if n > 0 {
@@ -79,12 +79,7 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
-	d.outstanding.Add(int64(len(claimed)))
-	d.heldMu.Lock()
-	for i := range claimed {
-		d.held[claimed[i].Fence] = struct{}{}
-	}
-	d.heldMu.Unlock()
+	d.hold(claimed)
 	for i := range claimed {
 		j := d.newJob(claimed[i])
 		if j.Attempts > int64(d.cfg.MaxAttempts) {

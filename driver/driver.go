@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"maps"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
@@ -49,21 +48,17 @@ type Driver struct {
 	prop    propagation.TextMapPropagator
 	metrics *Metrics
 
-	// outstanding counts jobs claimed and not yet answered (in the shared queue or at a worker);
-	// the consumer never lets it exceed cfg.Prefetch.
-	outstanding atomic.Int64
 	// wake nudges the consumer: a local push, freed prefetch, a delayed job falling due.
 	wake chan struct{}
-	// idle is broadcast when outstanding drops to zero (Stop waits on it).
-	idleMu sync.Mutex
-	idle   *sync.Cond
 
 	acks *acker
 	// unsubscribe stops wake-ups from other nodes' pushes (PostgreSQL notifications).
 	unsubscribe func()
-	// held are the claims of this pipeline not yet answered; the heartbeat extends their leases.
+	// held are the claims not yet answered (in the shared queue or at a worker): the consumer keeps
+	// them within cfg.Prefetch, the heartbeat extends their leases, Stop waits for them to end.
 	heldMu      sync.Mutex
 	held        map[store.Fence]struct{}
+	heldEmpty   *sync.Cond // on heldMu: broadcast when held becomes empty
 	releaseHold func()
 
 	// declared pipelines (jobs.Declare) are kept in the database with their consuming state, so
@@ -92,9 +87,9 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 		metrics: env.Metrics,
 		wake:    make(chan struct{}, 1),
 	}
-	d.idle = sync.NewCond(&d.idleMu)
 	d.acks = newAcker(conn.Store, d.log, func(took time.Duration) { d.metrics.observeAck(cfg.Name, took) })
 	d.held = map[store.Fence]struct{}{}
+	d.heldEmpty = sync.NewCond(&d.heldMu)
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)
 	return d
@@ -208,7 +203,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 	d.cancelDue()
 	if werr := d.waitIdle(ctx); werr != nil {
 		d.log.Warn("stopping with jobs still at workers; they will be redelivered if their answer comes too late",
-			zap.Int64("outstanding", d.outstanding.Load()))
+			zap.Int("outstanding", d.holding()))
 	}
 	d.acks.close()
 	if d.declared && isDestroy(ctx) {
@@ -335,36 +330,51 @@ func (d *Driver) Held() []store.Fence {
 // Lease is the pipeline's claim deadline (pipeline.Holder).
 func (d *Driver) Lease() time.Duration { return d.cfg.Lease }
 
+// hold records freshly claimed jobs.
+func (d *Driver) hold(claimed []store.Job) {
+	d.heldMu.Lock()
+	defer d.heldMu.Unlock()
+	for i := range claimed {
+		d.held[claimed[i].Fence] = struct{}{}
+	}
+}
+
+// holding is the number of claims not yet answered.
+func (d *Driver) holding() int {
+	d.heldMu.Lock()
+	defer d.heldMu.Unlock()
+	return len(d.held)
+}
+
 // settle is called once per claimed job when it is answered or taken back.
 func (d *Driver) settle(f store.Fence) {
 	d.heldMu.Lock()
 	delete(d.held, f)
-	d.heldMu.Unlock()
-	left := d.outstanding.Add(-1)
-	if left <= int64(d.cfg.Prefetch/2) {
-		d.nudge()
-	}
+	left := len(d.held)
 	if left == 0 {
-		d.idleMu.Lock()
-		d.idle.Broadcast()
-		d.idleMu.Unlock()
+		d.heldEmpty.Broadcast()
+	}
+	d.heldMu.Unlock()
+	if left <= d.cfg.Prefetch/2 {
+		d.nudge()
 	}
 }
 
+// waitIdle waits until every claim is answered, or ctx ends.
 func (d *Driver) waitIdle(ctx context.Context) error {
 	stopWatch := context.AfterFunc(ctx, func() {
-		d.idleMu.Lock()
-		d.idle.Broadcast()
-		d.idleMu.Unlock()
+		d.heldMu.Lock()
+		d.heldEmpty.Broadcast()
+		d.heldMu.Unlock()
 	})
 	defer stopWatch()
-	d.idleMu.Lock()
-	defer d.idleMu.Unlock()
-	for d.outstanding.Load() > 0 {
+	d.heldMu.Lock()
+	defer d.heldMu.Unlock()
+	for len(d.held) > 0 {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d.idle.Wait()
+		d.heldEmpty.Wait()
 	}
 	return nil
 }

@@ -189,9 +189,8 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 
 	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1,
 		subs: map[string]map[*func()]struct{}{}, holders: map[Holder]struct{}{}}
-	host := hostIdentity()
 	now := time.Now()
-	if err = st.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: host, PID: os.Getpid()}, now); err == nil {
+	if err = st.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}, now); err == nil {
 		err = c.reap(ctx, now)
 	}
 	if err != nil {
@@ -255,7 +254,7 @@ func (c *Conn) keepAlive(ctx context.Context) {
 			// Another node declared us dead (we missed heartbeats) and released our jobs; our fences no
 			// longer hold, so register again and carry on.
 			c.reg.log.Warn("node was declared dead by another node; registering again", zap.String("node", c.NodeID))
-			err = c.Store.RegisterNode(opCtx, store.Node{ID: c.NodeID, Host: hostIdentity(), PID: os.Getpid()}, now)
+			err = c.Store.RegisterNode(opCtx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}, now)
 		}
 		if err == nil {
 			err = c.extendLeases(opCtx, now)
@@ -282,10 +281,9 @@ func (c *Conn) reap(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	host := hostIdentity()
 	var dead []string
 	for _, n := range nodes {
-		if n.ID != c.NodeID && n.Host == host && n.PID != os.Getpid() && !processAlive(n.PID) {
+		if n.ID != c.NodeID && n.Host == hostIdentity && n.PID != os.Getpid() && !processAlive(n.PID) {
 			dead = append(dead, n.ID)
 		}
 	}
@@ -316,7 +314,9 @@ func newNodeID() string {
 
 // hostIdentity is the hostname plus the pid namespace: two processes can compare pids only when
 // both are equal (containers on one host share a hostname but not a pid namespace).
-func hostIdentity() string {
+var hostIdentity = readHostIdentity()
+
+func readHostIdentity() string {
 	h, _ := os.Hostname()
 	ns, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
