@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --servers
-eval "$(scripts/db-servers.sh start)"
+servers_env=$(scripts/db-servers.sh start)  # an assignment, so that set -e stops on a failed start
+eval "$servers_env"
 export SQLJOBS_POSTGRES_DSN SQLJOBS_MYSQL_DSN
 cd cmd/rr && go run ./bench "$@"

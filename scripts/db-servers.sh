@@ -11,15 +11,19 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 
 start() {
   mkdir -p "$STATE"
-  if [ -n "$PG_BIN" ] && ! [ -f "$STATE/pg/data/postmaster.pid" ]; then
+  # Liveness, not leftover files: a server killed with its machine leaves postmaster.pid and the
+  # socket behind, and a later run on the same disk must start a new one.
+  if [ -n "$PG_BIN" ] && ! pg-alive; then
     rm -rf "$STATE/pg"; mkdir -p "$STATE/pg"; chown postgres:postgres "$STATE/pg"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$STATE/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$STATE/pg-init.log"
     start-postgres
+    pg-alive || fail "PostgreSQL did not start on 127.0.0.1:$PG_PORT" "$STATE/pg-init.log" "$STATE/pg/server.log"
   fi
-  if command -v mariadbd >/dev/null && ! [ -S "$STATE/my/sock" ]; then
+  if command -v mariadbd >/dev/null && ! my-alive; then
     rm -rf "$STATE/my"; mkdir -p "$STATE/my"; chown mysql:mysql "$STATE/my"
     mariadb-install-db --no-defaults --user=mysql --datadir="$STATE/my/data" --auth-root-authentication-method=normal --skip-test-db >"$STATE/my-init.log" 2>&1
     start-mysql
+    my-alive || fail "MariaDB did not start on 127.0.0.1:$MY_PORT" "$STATE/my-init.log" "$STATE/my/err.log"
     mariadb --no-defaults --socket="$STATE/my/sock" -uroot -e \
       "CREATE USER IF NOT EXISTS 'rr'@'%' IDENTIFIED BY 'rr'; GRANT ALL ON *.* TO 'rr'@'%'; CREATE DATABASE IF NOT EXISTS rr;"
   fi
@@ -28,9 +32,19 @@ start() {
   return 0
 }
 
+pg-alive() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2; }
+my-alive() { mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot ping >/dev/null 2>&1; }
+
+# Says what failed on stderr, with the server's own logs, and stops the caller.
+fail() {
+  echo "db-servers.sh: $1" >&2; shift
+  for log in "$@"; do [ -f "$log" ] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }; done
+  exit 1
+}
+
 stop() {
-  [ -f "$STATE/pg/data/postmaster.pid" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -m fast -w stop >/dev/null || true
-  [ -S "$STATE/my/sock" ] && mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot shutdown || true
+  pg-alive && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -m fast -w stop >/dev/null || true
+  my-alive && mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot shutdown || true
 }
 
 # The fault tests stop and start a server under load.
