@@ -7,6 +7,9 @@ set -euo pipefail
 STATE=${SQLJOBS_DB_DIR:-/tmp/sqljobs-db}
 PG_PORT=${SQLJOBS_PG_PORT:-55432}
 MY_PORT=${SQLJOBS_MYSQL_PORT:-53306}
+# SQLJOBS_DB_DURABLE=1 (the benchmark): every commit flushed to disk, as in production. The tests
+# run without the flushes.
+if [ "${SQLJOBS_DB_DURABLE:-0}" = 1 ]; then PG_FSYNC=on MY_FLUSH=1; else PG_FSYNC=off MY_FLUSH=0; fi
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 
 start() {
@@ -50,7 +53,7 @@ stop() {
 # The fault tests stop and start a server under load.
 start-postgres() {
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -l "$STATE/pg/server.log" -w -t 30 \
-    -o "-p $PG_PORT -k $STATE/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    -o "-p $PG_PORT -k $STATE/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=300" start >/dev/null
 }
 stop-postgres() {
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -m fast -w -t 30 stop >/dev/null
@@ -58,7 +61,7 @@ stop-postgres() {
 start-mysql() {
   mariadbd --no-defaults --user=mysql --datadir="$STATE/my/data" --socket="$STATE/my/sock" --pid-file="$STATE/my/pid" \
     --port="$MY_PORT" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$STATE/my/err.log" \
-    --innodb-flush-log-at-trx-commit=0 --max-connections=500 >/dev/null 2>&1 &
+    --innodb-flush-log-at-trx-commit=$MY_FLUSH --max-connections=500 >/dev/null 2>&1 &
   for _ in $(seq 1 300); do mariadb-admin --no-defaults --socket="$STATE/my/sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
 }
 stop-mysql() {

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -30,6 +31,10 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
 )
 
 // target is one driver configuration under test.
@@ -37,6 +42,8 @@ type target struct {
 	name     string
 	pipeline string // YAML of the pipeline's driver and config, indented for jobs.pipelines.p
 	extra    string // top-level YAML (the sql: section)
+	dialect  string // sql targets: sqlite, postgres or mysql (the backlog is written straight into its table)
+	dsn      string // sql targets on a server: the run's own database
 }
 
 type result struct {
@@ -48,12 +55,35 @@ type result struct {
 	rssMB                       float64
 }
 
+// backlogResult is the drain rate of one window of jobs taken from the front of a backlog.
+type backlogResult struct {
+	target  string
+	rates   []float64 // per backlog size
+	rssMB   float64   // after the window at the largest backlog
+	seedSec float64   // time to write the largest backlog
+}
+
+type settings struct {
+	workers, pushJobs, drainJobs, window int
+	backlogs                             []int
+}
+
 func main() {
-	drainJobs := flag.Int("drain", 50_000, "jobs pushed while paused, then drained")
-	pushJobs := flag.Int("push", 5_000, "jobs pushed one Push call at a time")
-	workers := flag.Int("workers", 4, "PHP workers")
-	out := flag.String("out", "../../docs/bench", "where to write results.md and rates.png")
+	var st settings
+	flag.IntVar(&st.drainJobs, "drain", 50_000, "jobs pushed while paused, then drained")
+	flag.IntVar(&st.pushJobs, "push", 5_000, "jobs pushed one Push call at a time")
+	flag.IntVar(&st.workers, "workers", 4, "PHP workers")
+	flag.IntVar(&st.window, "window", 20_000, "jobs drained from the front of each backlog")
+	backlogs := flag.String("backlogs", "10000,100000,1000000", "backlog sizes (jobs queued behind the drained window)")
+	out := flag.String("out", "../../docs/bench", "where to write results.md and the charts")
 	flag.Parse()
+	for _, f := range strings.Split(*backlogs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			fail("-backlogs: %q is not a list of job counts", *backlogs)
+		}
+		st.backlogs = append(st.backlogs, n)
+	}
 
 	root, _ := filepath.Abs("../..")
 	bin := filepath.Join(os.TempDir(), "rr-bench")
@@ -62,41 +92,76 @@ func main() {
 	if o, err := build.CombinedOutput(); err != nil {
 		fail("build rr: %v\n%s", err, o)
 	}
+	pgDSN, myDSN := os.Getenv("SQLJOBS_POSTGRES_DSN"), os.Getenv("SQLJOBS_MYSQL_DSN")
 
-	targets := []target{
-		{name: "memory", pipeline: "driver: memory\n      config:\n        prefetch: 1000"},
-		// boltdb counts every pushed job as in flight and stops delivering above prefetch, so a
-		// backlog pushed while paused never drains unless prefetch exceeds it.
-		{name: "boltdb", pipeline: "driver: boltdb\n      config:\n        prefetch: 10000000\n        file: %DIR%/bolt.db"},
-		{name: "sql/sqlite", pipeline: "driver: sql\n      config:\n        prefetch: 1000",
-			extra: "sql:\n  connections:\n    default:\n      dsn: %DIR%/jobs.db"},
+	// Each backend's target is made anew for each run: a fresh database on each server.
+	backends := []func() target{func() target { return sqlTarget("sql/sqlite", "sqlite", "", "") }}
+	if pgDSN != "" {
+		backends = append(backends, func() target { return sqlTarget("sql/postgres", "postgres", pgDSN, "") })
 	}
-	if dsn := os.Getenv("SQLJOBS_POSTGRES_DSN"); dsn != "" {
-		targets = append(targets, target{name: "sql/postgres", pipeline: "driver: sql\n      config:\n        prefetch: 1000",
-			extra: fmt.Sprintf("sql:\n  connections:\n    default:\n      dsn: %q", freshDB("postgres", dsn))})
+	if myDSN != "" {
+		backends = append(backends, func() target { return sqlTarget("sql/mariadb", "mysql", myDSN, "") })
 	}
-	if dsn := os.Getenv("SQLJOBS_MYSQL_DSN"); dsn != "" {
-		targets = append(targets, target{name: "sql/mariadb", pipeline: "driver: sql\n      config:\n        prefetch: 1000",
-			extra: fmt.Sprintf("sql:\n  connections:\n    default:\n      dialect: mysql\n      dsn: %q", freshDB("mysql", dsn))})
-	}
+	memory := target{name: "memory", pipeline: "driver: memory\n      config:\n        prefetch: 1000"}
+	// boltdb counts every pushed job as in flight and stops delivering above prefetch, so a
+	// backlog pushed while paused never drains unless prefetch exceeds it.
+	boltdb := target{name: "boltdb", pipeline: "driver: boltdb\n      config:\n        prefetch: 10000000\n        file: %DIR%/bolt.db"}
+	// The durability trade-off: SQLite without an fsync per commit.
+	sqliteNormal := sqlTarget("sql/sqlite (synchronous: normal)", "sqlite", "", "normal")
 
 	var results []result
-	for _, tg := range targets {
+	mainTargets := []target{memory, boltdb, backends[0](), sqliteNormal}
+	for _, backend := range backends[1:] {
+		mainTargets = append(mainTargets, backend())
+	}
+	for _, tg := range mainTargets {
 		fmt.Fprintf(os.Stderr, "== %s\n", tg.name)
-		r, err := run(bin, root, tg, *workers, *pushJobs, *drainJobs)
+		r, err := run(bin, root, tg, st)
 		if err != nil {
 			fail("%s: %v", tg.name, err)
 		}
 		fmt.Fprintf(os.Stderr, "   %+v\n", r)
 		results = append(results, r)
 	}
+
+	var backlog []backlogResult
+	for _, next := range append([]func() target{func() target { return memory }}, backends...) {
+		var br backlogResult
+		for _, n := range st.backlogs {
+			tg := next()
+			br.target = tg.name
+			fmt.Fprintf(os.Stderr, "== backlog %d: %s\n", n, tg.name)
+			rate, rss, seed, err := drainFromBacklog(bin, root, tg, st, n)
+			if err != nil {
+				fail("backlog %d, %s: %v", n, tg.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "   %.0f jobs/s, RSS %.0f MB, queued in %.1f s\n", rate, rss, seed)
+			br.rates, br.rssMB, br.seedSec = append(br.rates, rate), rss, seed
+		}
+		backlog = append(backlog, br)
+	}
+
+	var remote *result
+	if pgDSN != "" {
+		fmt.Fprintf(os.Stderr, "== push on another node: sql/postgres\n")
+		r, err := crossNodeLatency(bin, root, sqlTarget("sql/postgres", "postgres", pgDSN, ""), st)
+		if err != nil {
+			fail("push on another node: %v", err)
+		}
+		fmt.Fprintf(os.Stderr, "   p50 %s p99 %s\n", r.p50, r.p99)
+		remote = &r
+	}
+
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fail("%v", err)
 	}
-	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(report(results, *workers, *pushJobs, *drainJobs)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(report(results, backlog, remote, st)), 0o644); err != nil {
 		fail("%v", err)
 	}
 	if err := chart(results, filepath.Join(*out, "rates.png")); err != nil {
+		fail("chart: %v", err)
+	}
+	if err := backlogChart(backlog, st.backlogs, filepath.Join(*out, "backlog.png")); err != nil {
 		fail("chart: %v", err)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
@@ -107,9 +172,32 @@ func fail(format string, args ...any) {
 	os.Exit(1)
 }
 
-// freshDB creates a database for the run (the DSN names the server's default one).
+// sqlTarget is the sql driver on one database: SQLite in the run's directory, or a fresh database
+// on the server that serverDSN names. synchronous is SQLite's setting ("" for the default).
+func sqlTarget(name, dialect, serverDSN, synchronous string) target {
+	tg := target{name: name, dialect: dialect, pipeline: "driver: sql\n      config:\n        prefetch: 1000"}
+	switch dialect {
+	case "sqlite":
+		tg.extra = "sql:\n  connections:\n    default:\n      dsn: %DIR%/jobs.db"
+		if synchronous != "" {
+			tg.extra += "\n      synchronous: " + synchronous
+		}
+	case "postgres":
+		tg.dsn = freshDB(dialect, serverDSN)
+		tg.extra = fmt.Sprintf("sql:\n  connections:\n    default:\n      dsn: %q", tg.dsn)
+	case "mysql":
+		tg.dsn = freshDB(dialect, serverDSN)
+		tg.extra = fmt.Sprintf("sql:\n  connections:\n    default:\n      dialect: mysql\n      dsn: %q", tg.dsn)
+	}
+	return tg
+}
+
+var dbSeq int
+
+// freshDB creates a database for one run (the DSN names the server's default one).
 func freshDB(dialect, dsn string) string {
-	name := fmt.Sprintf("bench_%d", time.Now().Unix())
+	dbSeq++
+	name := fmt.Sprintf("bench_%d_%d", time.Now().Unix(), dbSeq)
 	if dialect == "postgres" {
 		if o, err := exec.Command("psql", dsn, "-qc", "CREATE DATABASE "+name).CombinedOutput(); err != nil {
 			fail("create database: %v %s", err, o)
@@ -134,13 +222,23 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func run(bin, root string, tg target, workers, pushJobs, drainJobs int) (result, error) {
-	r := result{target: tg.name}
-	dir, _ := os.MkdirTemp("", "bench")
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "out.jsonl")
+// rrProcess is one running rr serve with its RPC client.
+type rrProcess struct {
+	cmd         *exec.Cmd
+	c           *rpc.Client
+	out         string // the PHP workers' record of every job they received
+	metricsAddr string
+}
+
+// startRR serves pipeline p of tg in dir with the no-op PHP workers; consume starts p at once,
+// otherwise it waits for jobs.Resume.
+func startRR(bin, root, dir string, tg target, workers int, consume bool) (*rrProcess, error) {
+	p := &rrProcess{out: filepath.Join(dir, "out.jsonl"), metricsAddr: fmt.Sprintf("127.0.0.1:%d", freePort())}
 	rpcAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	consumeYAML := "[]"
+	if consume {
+		consumeYAML = "[p]"
+	}
 	cfg := fmt.Sprintf(`version: "3"
 rpc:
   listen: tcp://%s
@@ -157,98 +255,258 @@ endure:
 %s
 jobs:
   pipeline_size: 2000000
+  consume: %s
   pool:
     num_workers: %d
   pipelines:
     p:
       %s
-`, rpcAddr, filepath.Join(root, "tests/php/worker.php"), out, metricsAddr, strings.ReplaceAll(tg.extra, "%DIR%", dir), workers,
-		strings.ReplaceAll(tg.pipeline, "%DIR%", dir))
+`, rpcAddr, filepath.Join(root, "tests/php/worker.php"), p.out, p.metricsAddr, strings.ReplaceAll(tg.extra, "%DIR%", dir),
+		consumeYAML, workers, strings.ReplaceAll(tg.pipeline, "%DIR%", dir))
 	cfgPath := filepath.Join(dir, "rr.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return r, err
+		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "-c", cfgPath)
-	cmd.Dir = dir
+	p.cmd = exec.Command(bin, "serve", "-c", cfgPath)
+	p.cmd.Dir = dir
 	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		return r, err
+	p.cmd.Stdout, p.cmd.Stderr = &logs, &logs
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
 	c, err := dialReady(rpcAddr)
 	if err != nil {
-		return r, fmt.Errorf("%w\n%s", err, logs.String())
+		p.stop()
+		return nil, fmt.Errorf("%w\n%s", err, logs.String())
 	}
-	defer c.Close()
+	p.c = c
+	return p, nil
+}
+
+func (p *rrProcess) stop() {
+	if p.c != nil {
+		_ = p.c.Close()
+	}
+	_ = p.cmd.Process.Kill()
+	_, _ = p.cmd.Process.Wait()
+}
+
+func (p *rrProcess) resume() error {
+	return p.c.Call("jobs.Resume", &jobsProto.Pipelines{Pipelines: []string{"p"}}, &jobsProto.Empty{})
+}
+
+// pushBatches pushes n jobs named prefix-i with PushBatch, 500 a call.
+func (p *rrProcess) pushBatches(prefix string, n int) error {
+	for from := 0; from < n; from += 500 {
+		req := &jobsProto.PushBatchRequest{}
+		for i := from; i < min(from+500, n); i++ {
+			req.Jobs = append(req.Jobs, job(fmt.Sprint(prefix, "-", i), `{"action":"ack"}`))
+		}
+		if err := p.c.Call("jobs.PushBatch", req, &jobsProto.Empty{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func run(bin, root string, tg target, st settings) (result, error) {
+	r := result{target: tg.name}
+	dir, _ := os.MkdirTemp("", "bench")
+	defer os.RemoveAll(dir)
+	rr, err := startRR(bin, root, dir, tg, st.workers, false)
+	if err != nil {
+		return r, err
+	}
+	defer rr.stop()
 
 	// Push rate, pipeline paused (nothing competes with the pushes).
 	start := time.Now()
-	for i := range pushJobs {
-		if err := push(c, fmt.Sprint("single-", i), `{"action":"ack"}`); err != nil {
+	for i := range st.pushJobs {
+		if err := push(rr.c, fmt.Sprint("single-", i), `{"action":"ack"}`); err != nil {
 			return r, err
 		}
 	}
-	r.pushPerSec = float64(pushJobs) / time.Since(start).Seconds()
+	r.pushPerSec = float64(st.pushJobs) / time.Since(start).Seconds()
 
 	// PushBatch rate, then the drain of everything pushed.
 	start = time.Now()
-	for from := 0; from < drainJobs; from += 500 {
-		req := &jobsProto.PushBatchRequest{}
-		for i := from; i < min(from+500, drainJobs); i++ {
-			req.Jobs = append(req.Jobs, job(fmt.Sprint("batch-", i), `{"action":"ack"}`))
-		}
-		if err := c.Call("jobs.PushBatch", req, &jobsProto.Empty{}); err != nil {
-			return r, err
-		}
+	if err := rr.pushBatches("batch", st.drainJobs); err != nil {
+		return r, err
 	}
-	r.batchPerSec = float64(drainJobs) / time.Since(start).Seconds()
-	total := pushJobs + drainJobs
+	r.batchPerSec = float64(st.drainJobs) / time.Since(start).Seconds()
+	total := st.pushJobs + st.drainJobs
 	start = time.Now()
-	if err := c.Call("jobs.Resume", &jobsProto.Pipelines{Pipelines: []string{"p"}}, &jobsProto.Empty{}); err != nil {
+	if err := rr.resume(); err != nil {
 		return r, err
 	}
 	// The drain window is capped: boltdb takes about two jobs a second, and would take hours.
-	drained := waitLinesUpTo(out, total, 60*time.Second)
+	drained := waitLinesUpTo(rr.out, total, 60*time.Second)
 	r.drainPerSec = float64(drained) / time.Since(start).Seconds()
 	if drained < total {
 		r.p50, r.p99 = -1, -1 // the backlog is still draining: latency would measure the queue
 		return r, nil
 	}
 
-	// Latency at a steady 200 jobs/s for 5 s: push time in the payload, worker time in its record.
-	base := lines(out)
+	if r.p50, r.p99, err = latency(rr, rr); err != nil {
+		return r, err
+	}
+
+	// Idle: claims per second (sql only) and CPU over 5 s with nothing arriving.
+	claims0, cpu0 := claimCount(rr.metricsAddr), cpuTicks(rr.cmd.Process.Pid)
+	time.Sleep(5 * time.Second)
+	claims1, cpu1 := claimCount(rr.metricsAddr), cpuTicks(rr.cmd.Process.Pid)
+	r.idleClaimsPerSec = (claims1 - claims0) / 5
+	r.idleCPUPc = float64(cpu1-cpu0) / 100 / 5 * 100 // USER_HZ = 100
+	r.rssMB = rssMB(rr.cmd.Process.Pid)
+	return r, nil
+}
+
+// latency pushes 1000 jobs at a steady 200 jobs/s to pusher and reads, from the consumer's worker
+// records, when each reached a PHP worker: push time from the clock here, worker time in its record.
+func latency(pusher, consumer *rrProcess) (p50, p99 time.Duration, err error) {
+	base := lines(consumer.out)
 	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	sent := map[string]time.Time{}
 	for i := range 1000 {
 		<-tick.C
 		id := fmt.Sprint("lat-", i)
 		sent[id] = time.Now()
-		if err := push(c, id, `{"action":"ack"}`); err != nil {
-			return r, err
+		if err := push(pusher.c, id, `{"action":"ack"}`); err != nil {
+			return 0, 0, err
 		}
 	}
-	tick.Stop()
-	if err := waitLines(out, base+1000, time.Minute); err != nil {
-		return r, err
+	if err := waitLines(consumer.out, base+1000, time.Minute); err != nil {
+		return 0, 0, err
 	}
 	var lat []time.Duration
-	for _, rec := range records(out) {
+	for _, rec := range records(consumer.out) {
 		if t0, ok := sent[rec.ID]; ok {
 			lat = append(lat, time.UnixMilli(rec.TsMs).Sub(t0.Truncate(time.Millisecond)))
 		}
 	}
 	slices.Sort(lat)
-	r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
+}
 
-	// Idle: claims per second (sql only) and CPU over 5 s with nothing arriving.
-	claims0, cpu0 := claimCount(metricsAddr), cpuTicks(cmd.Process.Pid)
-	time.Sleep(5 * time.Second)
-	claims1, cpu1 := claimCount(metricsAddr), cpuTicks(cmd.Process.Pid)
-	r.idleClaimsPerSec = (claims1 - claims0) / 5
-	r.idleCPUPc = float64(cpu1-cpu0) / 100 / 5 * 100 // USER_HZ = 100
-	r.rssMB = rssMB(cmd.Process.Pid)
-	return r, nil
+// drainFromBacklog queues backlog+window jobs while p is paused, resumes it, and measures the rate
+// of the first window jobs: the claims run with at least backlog jobs behind them. The sql targets'
+// backlog is written straight into the jobs table (the documented enqueue contract), the memory
+// driver's through PushBatch. It returns the rate, rr's RSS after the window, and the seeding time.
+func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (rate, rss, seedSec float64, err error) {
+	dir, _ := os.MkdirTemp("", "bench")
+	defer os.RemoveAll(dir)
+	rr, err := startRR(bin, root, dir, tg, st.workers, false)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer rr.stop()
+	start := time.Now()
+	if tg.dialect == "" {
+		err = rr.pushBatches("seed", backlog+st.window)
+	} else {
+		err = seed(tg, dir, backlog+st.window)
+	}
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("queue the backlog: %w", err)
+	}
+	seedSec = time.Since(start).Seconds()
+	start = time.Now()
+	if err := rr.resume(); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := waitLines(rr.out, st.window, 5*time.Minute); err != nil {
+		return 0, 0, 0, err
+	}
+	rate = float64(st.window) / time.Since(start).Seconds()
+	return rate, rssMB(rr.cmd.Process.Pid), seedSec, nil
+}
+
+// crossNodeLatency runs two rr nodes on one database: jobs pushed to a node that does not consume
+// p reach the PHP workers of the node that does (woken by PostgreSQL's NOTIFY).
+func crossNodeLatency(bin, root string, tg target, st settings) (result, error) {
+	r := result{target: tg.name + ", push on another node"}
+	consumerDir, _ := os.MkdirTemp("", "bench")
+	defer os.RemoveAll(consumerDir)
+	pusherDir, _ := os.MkdirTemp("", "bench")
+	defer os.RemoveAll(pusherDir)
+	consumer, err := startRR(bin, root, consumerDir, tg, st.workers, true)
+	if err != nil {
+		return r, err
+	}
+	defer consumer.stop()
+	pusher, err := startRR(bin, root, pusherDir, tg, 1, false)
+	if err != nil {
+		return r, err
+	}
+	defer pusher.stop()
+	r.p50, r.p99, err = latency(pusher, consumer)
+	if err == nil && lines(pusher.out) != 0 {
+		err = fmt.Errorf("the pushing node ran %d jobs; it does not consume p", lines(pusher.out))
+	}
+	return r, err
+}
+
+// insertRows is a multi-row INSERT of the contract's columns with placeholders for rows rows.
+func insertRows(dialect string, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at) VALUES ")
+	for row := range rows {
+		if row > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(")
+		for col := range 8 {
+			if col > 0 {
+				b.WriteString(", ")
+			}
+			if dialect == "postgres" {
+				fmt.Fprintf(&b, "$%d", row*8+col+1)
+			} else {
+				b.WriteString("?")
+			}
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// seed writes n ready jobs of queue p into the sql target's table with multi-row INSERTs, in
+// transactions of 50,000: the columns of the transactional-enqueue contract (examples/enqueue.php).
+func seed(tg target, dir string, n int) error {
+	driverName, dsn := map[string]string{"sqlite": "sqlite", "postgres": "pgx", "mysql": "mysql"}[tg.dialect], tg.dsn
+	if tg.dialect == "sqlite" {
+		dsn = "file:" + filepath.Join(dir, "jobs.db") + "?_pragma=busy_timeout(10000)"
+	}
+	db, err := sql.Open(driverName, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	const rowsPerInsert, rowsPerTx = 500, 50_000
+	now := time.Now().UnixMilli()
+	payload := []byte(`{"action":"ack"}`)
+	for from := 0; from < n; from += rowsPerTx {
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		for i := from; i < min(from+rowsPerTx, n); i += rowsPerInsert {
+			rows := min(rowsPerInsert, n-i)
+			args := make([]any, 0, rows*8)
+			for j := i; j < i+rows; j++ {
+				args = append(args, "p", fmt.Sprint("seed-", j), "Job", payload, "{}", 10, now, now)
+			}
+			if _, err := tx.Exec(insertRows(tg.dialect, rows), args...); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func job(id, payload string) *jobsProto.Job {
@@ -361,14 +619,16 @@ func rssMB(pid int) float64 {
 	return 0
 }
 
-func report(rs []result, workers, pushJobs, drainJobs int) string {
+func report(rs []result, backlog []backlogResult, remote *result, st settings) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# Benchmark: the sql driver beside RoadRunner's memory and boltdb drivers\n\n")
-	fmt.Fprintf(&b, "One rr binary (RoadRunner 2025.1.15 plugins), %d no-op PHP workers, on %s (%d cores, %s), %s.\n",
-		workers, host, runtime.NumCPU(), runtime.GOOS, time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "SQLite with the default `synchronous: full`; PostgreSQL 15 with fsync=off; MariaDB with innodb_flush_log_at_trx_commit=0.\n\n")
-	fmt.Fprintf(&b, "| driver | Push jobs/s (%d calls) | PushBatch jobs/s | drain jobs/s (%d queued) | latency p50 | p99 | idle claims/s | idle CPU %% | RSS MB |\n", pushJobs, pushJobs+drainJobs)
+	fmt.Fprintf(&b, "One rr binary (RoadRunner 2025.1.15 plugins), %d no-op PHP workers, on %s (%d cores, %s, %s), %s.\n",
+		st.workers, host, runtime.NumCPU(), runtime.GOOS, runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+	b.WriteString("Durability: every persistent backend flushes each commit to disk, as in production. boltdb syncs each\n" +
+		"transaction; SQLite runs with the default `synchronous: full` (one row shows `normal`, the trade-off);\n" +
+		"PostgreSQL 15 with `fsync=on`, `synchronous_commit=on`; MariaDB with `innodb_flush_log_at_trx_commit=1`.\n\n")
+	fmt.Fprintf(&b, "| driver | Push jobs/s (%d calls) | PushBatch jobs/s | drain jobs/s (%d queued) | latency p50 | p99 | idle claims/s | idle CPU %% | RSS MB |\n", st.pushJobs, st.pushJobs+st.drainJobs)
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		p50, p99, idle := r.p50.String(), r.p99.String(), fmt.Sprintf("%.1f | %.1f | %.0f", r.idleClaimsPerSec, r.idleCPUPc, r.rssMB)
@@ -377,41 +637,95 @@ func report(rs []result, workers, pushJobs, drainJobs int) string {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %s | %s | %s |\n", r.target, r.pushPerSec, r.batchPerSec, r.drainPerSec, p50, p99, idle)
 	}
+	if remote != nil {
+		fmt.Fprintf(&b, "| %s | | | | %s | %s | | | |\n", remote.target, remote.p50, remote.p99)
+	}
 	b.WriteString("\nThe drain window is capped at 60 s (rate = jobs done / time); n/a: the driver had not drained its backlog by then.\n")
 	b.WriteString("Latency is from the Push call to the worker's record of the job, at 200 jobs/s, millisecond resolution.\n")
-	b.WriteString("Not measured yet: the drain rate against a 100k and 1M backlog, and RSS with 1M jobs queued.\n\n![rates](rates.png)\n")
+	b.WriteString("Push on another node: two rr processes on one PostgreSQL database, jobs pushed to the one that does not consume.\n\n")
+
+	fmt.Fprintf(&b, "## Drain rate against the backlog\n\nThe first %d jobs drained with a backlog queued behind them (pushed while paused; the sql\n", st.window)
+	b.WriteString("backlogs written straight into the jobs table, the memory driver's through PushBatch). RSS is rr's after the window at the largest backlog.\n\n")
+	b.WriteString("| driver |")
+	for _, n := range st.backlogs {
+		fmt.Fprintf(&b, " %s queued jobs/s |", count(n))
+	}
+	fmt.Fprintf(&b, " largest ÷ smallest | RSS MB, %s queued |\n|---|", count(st.backlogs[len(st.backlogs)-1]))
+	for range st.backlogs {
+		b.WriteString("---|")
+	}
+	b.WriteString("---|---|\n")
+	for _, br := range backlog {
+		fmt.Fprintf(&b, "| %s |", br.target)
+		for _, r := range br.rates {
+			fmt.Fprintf(&b, " %.0f |", r)
+		}
+		fmt.Fprintf(&b, " %.2f | %.0f |\n", br.rates[len(br.rates)-1]/br.rates[0], br.rssMB)
+	}
+	b.WriteString("\n![rates](rates.png)\n\n![backlog](backlog.png)\n")
 	return b.String()
 }
 
-func chart(rs []result, file string) error {
-	p := plot.New()
-	p.Title.Text = "jobs per second (higher is better)"
-	p.Y.Label.Text = "jobs/s"
-	w := vg.Points(14)
-	var names []string
-	series := []struct {
-		label string
-		get   func(result) float64
-	}{{"Push", func(r result) float64 { return r.pushPerSec }}, {"PushBatch", func(r result) float64 { return r.batchPerSec }}, {"drain", func(r result) float64 { return r.drainPerSec }}}
-	for i, s := range series {
-		vals := make(plotter.Values, len(rs))
-		for j, r := range rs {
-			vals[j] = s.get(r)
-		}
-		bars, err := plotter.NewBarChart(vals, w)
-		if err != nil {
-			return err
-		}
-		bars.Offset = w * vg.Length(i-1)
-		bars.LineStyle.Width = 0
-		bars.Color = []color.RGBA{{70, 130, 180, 255}, {60, 179, 113, 255}, {205, 92, 92, 255}}[i]
-		p.Add(bars)
-		p.Legend.Add(s.label, bars)
+// count writes 10000 as 10k and 1000000 as 1M.
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
 	}
+	return strconv.Itoa(n)
+}
+
+func chart(rs []result, file string) error {
+	var names []string
 	for _, r := range rs {
 		names = append(names, r.target)
 	}
+	series := map[string][]float64{}
+	for _, r := range rs {
+		series["Push"] = append(series["Push"], r.pushPerSec)
+		series["PushBatch"] = append(series["PushBatch"], r.batchPerSec)
+		series["drain"] = append(series["drain"], r.drainPerSec)
+	}
+	return bars("jobs per second (higher is better)", names, []string{"Push", "PushBatch", "drain"}, series, file)
+}
+
+func backlogChart(bs []backlogResult, sizes []int, file string) error {
+	var names, labels []string
+	for _, br := range bs {
+		names = append(names, br.target)
+	}
+	series := map[string][]float64{}
+	for i, n := range sizes {
+		label := count(n) + " queued"
+		labels = append(labels, label)
+		for _, br := range bs {
+			series[label] = append(series[label], br.rates[i])
+		}
+	}
+	return bars("drain jobs per second against the backlog", names, labels, series, file)
+}
+
+// bars draws grouped bars: one group per name, one bar per label.
+func bars(title string, names, labels []string, series map[string][]float64, file string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = "jobs/s"
+	w := vg.Points(14)
+	colors := []color.RGBA{{70, 130, 180, 255}, {60, 179, 113, 255}, {205, 92, 92, 255}, {218, 165, 32, 255}}
+	for i, label := range labels {
+		b, err := plotter.NewBarChart(plotter.Values(series[label]), w)
+		if err != nil {
+			return err
+		}
+		b.Offset = w * vg.Length(float64(i)-float64(len(labels)-1)/2)
+		b.LineStyle.Width = 0
+		b.Color = colors[i%len(colors)]
+		p.Add(b)
+		p.Legend.Add(label, b)
+	}
 	p.NominalX(names...)
 	p.Legend.Top = true
-	return p.Save(8*vg.Inch, 4*vg.Inch, file)
+	return p.Save(vg.Length(max(8, len(names)*3/2))*vg.Inch, 4*vg.Inch, file)
 }
