@@ -12,8 +12,15 @@ import (
 // maxAckBatch bounds one delete transaction.
 const maxAckBatch = 512
 
-// acker deletes acknowledged jobs in batches: one goroutine takes everything that piled up while
-// the previous batch ran, so batches grow with the load and an idle ack waits for no timer.
+// ackLinger is how long the first ack of a batch waits for others. Each batch is one commit, and a
+// durable commit is one fsync: without the wait a busy pipeline commits every few acks. An acked
+// job is done; deleting its row a moment later only widens the window in which a crash would
+// deliver it again (at-least-once allows that).
+const ackLinger = 5 * time.Millisecond
+
+// acker deletes acknowledged jobs in batches: one goroutine gathers the acks of ackLinger (or a
+// full batch) and everything that piled up while the previous batch ran, so batches grow with the
+// load.
 type acker struct {
 	st      store.Store
 	log     *zap.Logger
@@ -50,24 +57,56 @@ func (a *acker) add(f store.Fence) {
 
 func (a *acker) run() {
 	defer close(a.done)
-	for {
-		_, more := <-a.kick
-		for {
-			a.mu.Lock()
-			batch := a.pending
-			if len(batch) > maxAckBatch {
-				batch, a.pending = batch[:maxAckBatch], batch[maxAckBatch:]
-			} else {
-				a.pending = nil
-			}
-			a.mu.Unlock()
+	open := true
+	for open {
+		_, open = <-a.kick
+		// Each batch gathers for ackLinger or until full; acks that arrive while a batch is being
+		// deleted start the next one.
+		for open {
+			open = a.gather()
+			batch := a.take()
 			if len(batch) == 0 {
 				break
 			}
 			a.flush(batch)
 		}
-		if !more {
-			return
+	}
+	for batch := a.take(); len(batch) > 0; batch = a.take() { // closing: everything left, at once
+		a.flush(batch)
+	}
+}
+
+// take removes up to maxAckBatch pending acks.
+func (a *acker) take() []store.Fence {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	batch := a.pending
+	if len(batch) > maxAckBatch {
+		batch, a.pending = batch[:maxAckBatch], batch[maxAckBatch:]
+	} else {
+		a.pending = nil
+	}
+	return batch
+}
+
+// gather waits up to ackLinger for a full batch. It returns false once the acker is closing.
+func (a *acker) gather() bool {
+	linger := time.NewTimer(ackLinger)
+	defer linger.Stop()
+	for {
+		a.mu.Lock()
+		n := len(a.pending)
+		a.mu.Unlock()
+		if n >= maxAckBatch {
+			return true
+		}
+		select {
+		case <-linger.C:
+			return true
+		case _, open := <-a.kick:
+			if !open {
+				return false
+			}
 		}
 	}
 }

@@ -14,8 +14,10 @@ import (
 const minPoll = 50 * time.Millisecond
 
 // consume claims jobs into the shared queue while the pipeline runs. It claims at most the free
-// prefetch, claims again at once after a full batch, and otherwise sleeps until nudged (local push,
-// freed prefetch, delayed job due, another node's push on PostgreSQL) or until the idle poll ends.
+// prefetch, and only once half of it is free: a busy pipeline refills in large batches (each claim
+// is a commit) instead of claiming every few answered jobs. It claims again at once after a full
+// batch, and otherwise sleeps until nudged (local push, half the prefetch freed, delayed job due,
+// another node's push on PostgreSQL) or until the idle poll ends.
 // The idle poll adapts: short right after jobs were seen (other nodes are likely pushing), doubling
 // up to poll_interval while nothing comes, so an idle queue costs one query per poll_interval.
 func (d *Driver) consume(ctx context.Context, done chan struct{}) {
@@ -30,7 +32,7 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 			return
 		}
 		free := d.cfg.Prefetch - d.holding()
-		if free > 0 {
+		if free >= d.refillAt() {
 			n, err := d.claim(ctx, free)
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -68,6 +70,9 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 		}
 	}
 }
+
+// refillAt is the free prefetch from which the consumer claims; settle nudges it there.
+func (d *Driver) refillAt() int { return d.cfg.Prefetch - d.cfg.Prefetch/2 }
 
 // claim reserves up to limit jobs and hands them to RoadRunner's queue; returns how many.
 func (d *Driver) claim(ctx context.Context, limit int) (int, error) {

@@ -355,7 +355,7 @@ func (d *Driver) settle(f store.Fence) {
 		d.heldEmpty.Broadcast()
 	}
 	d.heldMu.Unlock()
-	if left <= d.cfg.Prefetch/2 {
+	if d.cfg.Prefetch-left >= d.refillAt() {
 		d.nudge()
 	}
 }

@@ -260,9 +260,12 @@ func (s *sqlStore) execFencedOnce(ctx context.Context, query string, fences []Fe
 		return 0, err
 	}
 	defer stmt.Close()
+	// The transaction is bound to ctx; its statements need not be one by one. (With a cancellable
+	// context each statement costs the SQLite driver a goroutine that waits for the cancel.)
+	rowCtx := context.WithoutCancel(ctx)
 	var total int64
 	for _, f := range fences {
-		res, err := stmt.ExecContext(ctx, append(lead, f.Row, f.Token)...)
+		res, err := stmt.ExecContext(rowCtx, append(lead, f.Row, f.Token)...)
 		if err != nil {
 			return 0, err
 		}
