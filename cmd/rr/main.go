@@ -13,6 +13,7 @@ import (
 	"net/rpc"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -119,7 +120,8 @@ func readConfig(g *globalFlags) (*viper.Viper, error) {
 }
 
 func serveCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var cpuProfile string
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Start RoadRunner and serve until SIGINT or SIGTERM",
 		RunE: func(*cobra.Command, []string) error {
@@ -131,9 +133,31 @@ func serveCommand(g *globalFlags) *cobra.Command {
 			if v.IsSet("endure.grace_period") {
 				grace = v.GetDuration("endure.grace_period")
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return serve(g, grace)
 		},
 	}
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the whole run to this file (go tool pprof)")
+	return cmd
+}
+
+// startCPUProfile profiles rr until the returned stop is called (when serve returns).
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 func serve(g *globalFlags, grace time.Duration) error {

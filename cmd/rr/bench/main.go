@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	jobsProto "github.com/roadrunner-server/api/v4/build/jobs/v1"
@@ -66,6 +67,8 @@ type backlogResult struct {
 type settings struct {
 	workers, pushJobs, drainJobs, window int
 	backlogs                             []int
+	only                                 string // run only the targets whose name contains it
+	profileDir                           string // rr writes a CPU profile of each run here
 }
 
 func main() {
@@ -76,8 +79,10 @@ func main() {
 	flag.IntVar(&st.window, "window", 20_000, "jobs drained from the front of each backlog")
 	backlogs := flag.String("backlogs", "10000,100000,1000000", "backlog sizes (jobs queued behind the drained window)")
 	out := flag.String("out", "../../docs/bench", "where to write results.md and the charts")
+	flag.StringVar(&st.only, "only", "", "run only the targets whose name contains this (for profiling)")
+	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
 	flag.Parse()
-	for _, f := range strings.Split(*backlogs, ",") {
+	for _, f := range strings.FieldsFunc(*backlogs, func(r rune) bool { return r == ',' }) {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 0 {
 			fail("-backlogs: %q is not a list of job counts", *backlogs)
@@ -115,6 +120,9 @@ func main() {
 		mainTargets = append(mainTargets, backend())
 	}
 	for _, tg := range mainTargets {
+		if !strings.Contains(tg.name, st.only) {
+			continue
+		}
 		fmt.Fprintf(os.Stderr, "== %s\n", tg.name)
 		r, err := run(bin, root, tg, st)
 		if err != nil {
@@ -129,6 +137,9 @@ func main() {
 		var br backlogResult
 		for _, n := range st.backlogs {
 			tg := next()
+			if !strings.Contains(tg.name, st.only) {
+				break
+			}
 			br.target = tg.name
 			fmt.Fprintf(os.Stderr, "== backlog %d: %s\n", n, tg.name)
 			rate, rss, seed, err := drainFromBacklog(bin, root, tg, st, n)
@@ -138,11 +149,13 @@ func main() {
 			fmt.Fprintf(os.Stderr, "   %.0f jobs/s, RSS %.0f MB, queued in %.1f s\n", rate, rss, seed)
 			br.rates, br.rssMB, br.seedSec = append(br.rates, rate), rss, seed
 		}
-		backlog = append(backlog, br)
+		if br.rates != nil {
+			backlog = append(backlog, br)
+		}
 	}
 
 	var remote *result
-	if pgDSN != "" {
+	if pgDSN != "" && strings.Contains("sql/postgres", st.only) {
 		fmt.Fprintf(os.Stderr, "== push on another node: sql/postgres\n")
 		r, err := crossNodeLatency(bin, root, sqlTarget("sql/postgres", "postgres", pgDSN, ""), st)
 		if err != nil {
@@ -158,11 +171,15 @@ func main() {
 	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(report(results, backlog, remote, st)), 0o644); err != nil {
 		fail("%v", err)
 	}
-	if err := chart(results, filepath.Join(*out, "rates.png")); err != nil {
-		fail("chart: %v", err)
+	if len(results) > 0 {
+		if err := chart(results, filepath.Join(*out, "rates.png")); err != nil {
+			fail("chart: %v", err)
+		}
 	}
-	if err := backlogChart(backlog, st.backlogs, filepath.Join(*out, "backlog.png")); err != nil {
-		fail("chart: %v", err)
+	if len(backlog) > 0 {
+		if err := backlogChart(backlog, st.backlogs, filepath.Join(*out, "backlog.png")); err != nil {
+			fail("chart: %v", err)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
 }
@@ -228,11 +245,14 @@ type rrProcess struct {
 	c           *rpc.Client
 	out         string // the PHP workers' record of every job they received
 	metricsAddr string
+	profile     string // where rr writes its CPU profile, if asked
 }
+
+var profileSeq int
 
 // startRR serves pipeline p of tg in dir with the no-op PHP workers; consume starts p at once,
 // otherwise it waits for jobs.Resume.
-func startRR(bin, root, dir string, tg target, workers int, consume bool) (*rrProcess, error) {
+func startRR(bin, root, dir string, tg target, st settings, workers int, consume bool) (*rrProcess, error) {
 	p := &rrProcess{out: filepath.Join(dir, "out.jsonl"), metricsAddr: fmt.Sprintf("127.0.0.1:%d", freePort())}
 	rpcAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	consumeYAML := "[]"
@@ -267,7 +287,13 @@ jobs:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(bin, "serve", "-c", cfgPath)
+	args := []string{"serve", "-c", cfgPath}
+	if st.profileDir != "" {
+		profileSeq++
+		p.profile = filepath.Join(st.profileDir, fmt.Sprintf("%02d-%s.pprof", profileSeq, strings.NewReplacer("/", "-", " ", "", ":", "", "(", "", ")", "").Replace(tg.name)))
+		args = append(args, "--cpuprofile", p.profile)
+	}
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	var logs bytes.Buffer
 	p.cmd.Stdout, p.cmd.Stderr = &logs, &logs
@@ -286,6 +312,17 @@ jobs:
 func (p *rrProcess) stop() {
 	if p.c != nil {
 		_ = p.c.Close()
+	}
+	if p.profile != "" {
+		// A clean stop, so that rr writes its profile.
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _, _ = p.cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+			return
+		case <-time.After(10 * time.Second):
+		}
 	}
 	_ = p.cmd.Process.Kill()
 	_, _ = p.cmd.Process.Wait()
@@ -313,7 +350,7 @@ func run(bin, root string, tg target, st settings) (result, error) {
 	r := result{target: tg.name}
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
-	rr, err := startRR(bin, root, dir, tg, st.workers, false)
+	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
 	if err != nil {
 		return r, err
 	}
@@ -335,6 +372,7 @@ func run(bin, root string, tg target, st settings) (result, error) {
 	}
 	r.batchPerSec = float64(st.drainJobs) / time.Since(start).Seconds()
 	total := st.pushJobs + st.drainJobs
+	claims0, acks0, ackSec0 := claimCount(rr.metricsAddr), metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_count"), metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_sum")
 	start = time.Now()
 	if err := rr.resume(); err != nil {
 		return r, err
@@ -342,6 +380,11 @@ func run(bin, root string, tg target, st settings) (result, error) {
 	// The drain window is capped: boltdb takes about two jobs a second, and would take hours.
 	drained := waitLinesUpTo(rr.out, total, 60*time.Second)
 	r.drainPerSec = float64(drained) / time.Since(start).Seconds()
+	if tg.dialect != "" {
+		claims, acks := claimCount(rr.metricsAddr)-claims0, metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_count")-acks0
+		fmt.Fprintf(os.Stderr, "   drain: %.0f claims, %.0f ack batches of %.1f ms on average\n", claims, acks,
+			(metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_sum")-ackSec0)/acks*1000)
+	}
 	if drained < total {
 		r.p50, r.p99 = -1, -1 // the backlog is still draining: latency would measure the queue
 		return r, nil
@@ -396,7 +439,7 @@ func latency(pusher, consumer *rrProcess) (p50, p99 time.Duration, err error) {
 func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (rate, rss, seedSec float64, err error) {
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
-	rr, err := startRR(bin, root, dir, tg, st.workers, false)
+	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -430,12 +473,12 @@ func crossNodeLatency(bin, root string, tg target, st settings) (result, error) 
 	defer os.RemoveAll(consumerDir)
 	pusherDir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(pusherDir)
-	consumer, err := startRR(bin, root, consumerDir, tg, st.workers, true)
+	consumer, err := startRR(bin, root, consumerDir, tg, st, st.workers, true)
 	if err != nil {
 		return r, err
 	}
 	defer consumer.stop()
-	pusher, err := startRR(bin, root, pusherDir, tg, 1, false)
+	pusher, err := startRR(bin, root, pusherDir, tg, st, 1, false)
 	if err != nil {
 		return r, err
 	}
@@ -505,6 +548,12 @@ func seed(tg target, dir string, n int) error {
 		if err := tx.Commit(); err != nil {
 			return err
 		}
+	}
+	// A backlog that built up over time would have been vacuumed and analyzed as it grew; one
+	// written in seconds has not, and the database would do it during the measured window.
+	settle := map[string]string{"sqlite": "ANALYZE", "postgres": "VACUUM (ANALYZE) rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[tg.dialect]
+	if _, err := db.Exec(settle); err != nil {
+		return fmt.Errorf("%s: %w", settle, err)
 	}
 	return nil
 }
@@ -576,8 +625,11 @@ func records(file string) []record {
 	return out
 }
 
-// claimCount sums rr_sql_claim_seconds_count from the metrics endpoint (0 for other drivers).
-func claimCount(addr string) float64 {
+// claimCount is how many claim statements rr ran (0 for drivers other than sql).
+func claimCount(addr string) float64 { return metricSum(addr, "rr_sql_claim_seconds_count") }
+
+// metricSum sums the samples of one metric from rr's metrics endpoint (0 when it has none).
+func metricSum(addr, name string) float64 {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0
@@ -586,7 +638,7 @@ func claimCount(addr string) float64 {
 	body, _ := io.ReadAll(resp.Body)
 	var sum float64
 	for _, l := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(l, "rr_sql_claim_seconds_count") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
 			f := strings.Fields(l)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			sum += v
@@ -644,23 +696,25 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 	b.WriteString("Latency is from the Push call to the worker's record of the job, at 200 jobs/s, millisecond resolution.\n")
 	b.WriteString("Push on another node: two rr processes on one PostgreSQL database, jobs pushed to the one that does not consume.\n\n")
 
-	fmt.Fprintf(&b, "## Drain rate against the backlog\n\nThe first %d jobs drained with a backlog queued behind them (pushed while paused; the sql\n", st.window)
-	b.WriteString("backlogs written straight into the jobs table, the memory driver's through PushBatch). RSS is rr's after the window at the largest backlog.\n\n")
-	b.WriteString("| driver |")
-	for _, n := range st.backlogs {
-		fmt.Fprintf(&b, " %s queued jobs/s |", count(n))
-	}
-	fmt.Fprintf(&b, " largest ÷ smallest | RSS MB, %s queued |\n|---|", count(st.backlogs[len(st.backlogs)-1]))
-	for range st.backlogs {
-		b.WriteString("---|")
-	}
-	b.WriteString("---|---|\n")
-	for _, br := range backlog {
-		fmt.Fprintf(&b, "| %s |", br.target)
-		for _, r := range br.rates {
-			fmt.Fprintf(&b, " %.0f |", r)
+	if len(backlog) > 0 {
+		fmt.Fprintf(&b, "## Drain rate against the backlog\n\nThe first %d jobs drained with a backlog queued behind them (pushed while paused; the sql\n", st.window)
+		b.WriteString("backlogs written straight into the jobs table, the memory driver's through PushBatch). RSS is rr's after the window at the largest backlog.\n\n")
+		b.WriteString("| driver |")
+		for _, n := range st.backlogs {
+			fmt.Fprintf(&b, " %s queued jobs/s |", count(n))
 		}
-		fmt.Fprintf(&b, " %.2f | %.0f |\n", br.rates[len(br.rates)-1]/br.rates[0], br.rssMB)
+		fmt.Fprintf(&b, " largest ÷ smallest | RSS MB, %s queued |\n|---|", count(st.backlogs[len(st.backlogs)-1]))
+		for range st.backlogs {
+			b.WriteString("---|")
+		}
+		b.WriteString("---|---|\n")
+		for _, br := range backlog {
+			fmt.Fprintf(&b, "| %s |", br.target)
+			for _, r := range br.rates {
+				fmt.Fprintf(&b, " %.0f |", r)
+			}
+			fmt.Fprintf(&b, " %.2f | %.0f |\n", br.rates[len(br.rates)-1]/br.rates[0], br.rssMB)
+		}
 	}
 	b.WriteString("\n![rates](rates.png)\n\n![backlog](backlog.png)\n")
 	return b.String()
