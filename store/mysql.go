@@ -18,6 +18,7 @@ var mysqlDialect = dialect{
 	explainPrefix:      "EXPLAIN ",
 	noTransactionalDDL: true,
 	txOptions:          &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+	fencedWhere:        mysqlFencedWhere,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
 		if err := c.QueryRowContext(ctx, `SELECT GET_LOCK('rr_sql_migrations', 60)`).Scan(&got); err != nil {
@@ -28,6 +29,20 @@ var mysqlDialect = dialect{
 		}
 		return func() { _, _ = c.ExecContext(context.Background(), `SELECT RELEASE_LOCK('rr_sql_migrations')`) }, nil
 	},
+}
+
+// mysqlFencedWhere finds the rows by a primary key range (id IN) and keeps those whose claim token
+// still matches (a row constructor list).
+func mysqlFencedWhere(fences []Fence) (string, []any) {
+	args := make([]any, 0, 3*len(fences))
+	for _, f := range fences {
+		args = append(args, f.Row)
+	}
+	for _, f := range fences {
+		args = append(args, f.Row, f.Token)
+	}
+	return "id IN (?" + strings.Repeat(", ?", len(fences)-1) + ") AND (id, claim_token) IN ((?, ?)" +
+		strings.Repeat(", (?, ?)", len(fences)-1) + ")", args
 }
 
 // mysqlClaimSQL is the locking read of the claim. Arguments: queue, now, limit.

@@ -19,12 +19,24 @@ var postgresDialect = dialect{
 	claimSQL: postgresClaimSQL,
 	// A generic plan is what a prepared claim may run after five executions: check that one.
 	explainPrefix: "EXPLAIN EXECUTE rr_claim_explain",
+	fencedWhere:   postgresFencedWhere,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 			return nil, err
 		}
 		return func() { _, _ = c.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrationLockKey) }, nil
 	},
+}
+
+// postgresFencedWhere finds the rows by primary key (= ANY) and keeps those whose claim token
+// still matches, with the fences as two arrays: the statement text is the same for every batch.
+func postgresFencedWhere(fences []Fence) (string, []any) {
+	ids, tokens := make([]int64, len(fences)), make([]int64, len(fences))
+	for i, f := range fences {
+		ids[i], tokens[i] = f.Row, f.Token
+	}
+	return `id = ANY(?::bigint[]) AND (id, claim_token) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))`,
+		[]any{ids, ids, tokens}
 }
 
 // postgresClaimSQL is one statement. The MATERIALIZED CTE is a planner fence: it picks at most

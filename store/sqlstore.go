@@ -38,6 +38,10 @@ type dialect struct {
 	// noTransactionalDDL: each DDL statement commits on its own (MySQL), so migrations run statement
 	// by statement and must be written to be re-runnable.
 	noTransactionalDDL bool
+	// fencedWhere matches a whole batch of fences (id and claim token) in one condition, with `?`
+	// placeholders: a network round trip per batch instead of per job. nil: one statement per
+	// fence (SQLite, which runs in process).
+	fencedWhere func(fences []Fence) (where string, args []any)
 }
 
 // sqlStore implements Store on database/sql for every dialect.
@@ -228,10 +232,10 @@ func isConflict(err error) bool {
 	return false
 }
 
-// execFenced runs one fenced statement per fence in a single transaction and returns rows affected.
-// The statement takes the lead arguments first, then the fence's row id and claim token. Rows are
-// locked in id order, so two batches (acks and lease extensions) cannot deadlock each other.
-func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence, lead ...any) (int64, error) {
+// execFenced runs head (a statement ending in WHERE, with lead as its first arguments) on the
+// rows the fences still hold, in one transaction, and returns how many rows it changed. Rows are
+// locked in id order, so concurrent batches cannot deadlock each other.
+func (s *sqlStore) execFenced(ctx context.Context, head string, fences []Fence, lead ...any) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
@@ -243,19 +247,36 @@ func (s *sqlStore) execFenced(ctx context.Context, query string, fences []Fence,
 	var total int64
 	err := retryConflicts(ctx, func() error {
 		var err error
-		total, err = s.execFencedOnce(ctx, query, fences, lead)
+		total, err = s.execFencedOnce(ctx, head, fences, lead)
 		return err
 	})
 	return total, err
 }
 
-func (s *sqlStore) execFencedOnce(ctx context.Context, query string, fences []Fence, lead []any) (int64, error) {
+// fencesPerStatement bounds a set-based fenced statement (MySQL allows 65,535 placeholders).
+const fencesPerStatement = 1000
+
+func (s *sqlStore) execFencedOnce(ctx context.Context, head string, fences []Fence, lead []any) (int64, error) {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, s.q(query))
+	var total int64
+	if s.d.fencedWhere != nil {
+		// One statement per chunk of fences: one round trip, not one per job.
+		for chunk := range slices.Chunk(fences, fencesPerStatement) {
+			where, args := s.d.fencedWhere(chunk)
+			res, err := tx.ExecContext(ctx, s.q(head+where), append(slices.Clone(lead), args...)...)
+			if err != nil {
+				return 0, err
+			}
+			n, _ := res.RowsAffected()
+			total += n
+		}
+		return total, tx.Commit()
+	}
+	stmt, err := tx.PrepareContext(ctx, s.q(head+"id = ? AND claim_token = ?"))
 	if err != nil {
 		return 0, err
 	}
@@ -263,7 +284,6 @@ func (s *sqlStore) execFencedOnce(ctx context.Context, query string, fences []Fe
 	// The transaction is bound to ctx; its statements need not be one by one. (With a cancellable
 	// context each statement costs the SQLite driver a goroutine that waits for the cancel.)
 	rowCtx := context.WithoutCancel(ctx)
-	var total int64
 	for _, f := range fences {
 		res, err := stmt.ExecContext(rowCtx, append(lead, f.Row, f.Token)...)
 		if err != nil {
@@ -276,7 +296,7 @@ func (s *sqlStore) execFencedOnce(ctx context.Context, query string, fences []Fe
 }
 
 func (s *sqlStore) Ack(ctx context.Context, fences []Fence) (int64, error) {
-	n, err := s.execFenced(ctx, `DELETE FROM rr_jobs WHERE id = ? AND claim_token = ?`, fences)
+	n, err := s.execFenced(ctx, `DELETE FROM rr_jobs WHERE `, fences)
 	if err != nil {
 		return 0, fmt.Errorf("ack %d jobs: %w", len(fences), err)
 	}
@@ -284,7 +304,7 @@ func (s *sqlStore) Ack(ctx context.Context, fences []Fence) (int64, error) {
 }
 
 func (s *sqlStore) Extend(ctx context.Context, fences []Fence, until time.Time) (int64, error) {
-	n, err := s.execFenced(ctx, `UPDATE rr_jobs SET lease_until = ? WHERE id = ? AND claim_token = ?`, fences, ms(until))
+	n, err := s.execFenced(ctx, `UPDATE rr_jobs SET lease_until = ? WHERE `, fences, ms(until))
 	if err != nil {
 		return 0, fmt.Errorf("extend the lease of %d jobs: %w", len(fences), err)
 	}
@@ -294,7 +314,7 @@ func (s *sqlStore) Extend(ctx context.Context, fences []Fence, until time.Time) 
 func (s *sqlStore) Release(ctx context.Context, fences []Fence) (int64, error) {
 	n, err := s.execFenced(ctx, `UPDATE rr_jobs
 		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, attempts = attempts - 1
-		WHERE id = ? AND claim_token = ?`, fences)
+		WHERE `, fences)
 	if err != nil {
 		return 0, fmt.Errorf("release %d jobs: %w", len(fences), err)
 	}
