@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,44 @@ type sqlStore struct {
 	closed atomic.Bool
 	// listen is the dialect's notification loop (nil: none).
 	listen func(ctx context.Context, onReady func(queue string)) error
+
+	stmtMu sync.Mutex
+	stmts  map[stmtKey]*sql.Stmt // see prepared
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// prepared returns query prepared once on db, for the statements a node runs all the time even
+// while idle (polls, heartbeats, the reaper): on MySQL a statement with arguments costs three
+// round trips (prepare, execute, close) unless it stays prepared.
+func (s *sqlStore) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	key := stmtKey{db, s.q(query)}
+	if st, ok := s.stmts[key]; ok {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, key.query)
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = map[stmtKey]*sql.Stmt{}
+	}
+	s.stmts[key] = st
+	return st, nil
+}
+
+// execPrepared runs a prepared (see prepared) statement on the write pool.
+func (s *sqlStore) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, s.w, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 func (s *sqlStore) Listen(ctx context.Context, onReady func(queue string)) error {
@@ -415,7 +454,7 @@ func (s *sqlStore) Heartbeat(ctx context.Context, node string, now time.Time) (b
 	if err := s.check(); err != nil {
 		return false, err
 	}
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_nodes SET heartbeat_at = ? WHERE id = ?`), ms(now), node)
+	res, err := s.execPrepared(ctx, `UPDATE rr_nodes SET heartbeat_at = ? WHERE id = ?`, ms(now), node)
 	if err != nil {
 		return false, fmt.Errorf("heartbeat of node %s: %w", node, err)
 	}
@@ -457,25 +496,23 @@ func (s *sqlStore) Reap(ctx context.Context, now, staleBefore time.Time, dead []
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	tx, err := s.begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("reap nodes: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE heartbeat_at < ?`), ms(staleBefore)); err != nil {
+	// Every node runs this at each heartbeat, so it is a few prepared statements, each atomic on its
+	// own, not a transaction. Nodes go first; a job whose node is gone is released by the last
+	// statement, now or at the next reap.
+	if _, err := s.execPrepared(ctx, `DELETE FROM rr_nodes WHERE heartbeat_at < ?`, ms(staleBefore)); err != nil {
 		return 0, fmt.Errorf("reap stale nodes: %w", err)
 	}
 	for _, id := range dead {
-		if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE id = ?`), id); err != nil {
+		if _, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE id = ?`), id); err != nil {
 			return 0, fmt.Errorf("reap node %s: %w", id, err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, s.q(releaseOrphans), ms(now))
+	res, err := s.execPrepared(ctx, releaseOrphans, ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("release jobs of dead nodes: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return n, tx.Commit()
+	return n, nil
 }
 
 func (s *sqlStore) RemoveNode(ctx context.Context, node string) (int64, error) {
@@ -503,6 +540,12 @@ func (s *sqlStore) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	err := s.w.Close()
 	if s.r != s.w {
 		if errR := s.r.Close(); err == nil {

@@ -86,6 +86,7 @@ func rootCommand() *cobra.Command {
 // plugins is the plugin set, in the order RoadRunner registers it.
 func plugins(g *globalFlags) []any {
 	return []any{
+		//lint:ignore SA1019 the stock rr sets it too: RR_-prefixed environment variables override the config
 		&configPlugin.Plugin{Path: g.config, Prefix: "rr", Flags: g.overrides, Version: version, Timeout: 30 * time.Second},
 		&logger.Plugin{},
 		&metrics.Plugin{},
