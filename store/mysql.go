@@ -45,15 +45,17 @@ func mysqlFencedWhere(fences []Fence) (string, []any) {
 		strings.Repeat(", (?, ?)", len(fences)-1) + ")", args
 }
 
+// mysqlClaimableWhere selects the jobs of a queue that can be claimed now. Arguments: queue, now.
+const mysqlClaimableWhere = `WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?`
+
 // mysqlClaimSQL is the locking read of the claim. Arguments: queue, now, limit.
-const mysqlClaimSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs
-	WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
+const mysqlClaimSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs ` + mysqlClaimableWhere + `
 	ORDER BY priority, available_at, id
 	LIMIT ?
 	FOR UPDATE SKIP LOCKED`
 
 // mysqlReadySQL finds whether the queue has a job to claim, from the claim index alone.
-const mysqlReadySQL = `SELECT 1 FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND available_at <= ? LIMIT 1`
+const mysqlReadySQL = `SELECT 1 FROM rr_jobs ` + mysqlClaimableWhere + ` LIMIT 1`
 
 // mysqlClaim: MySQL and MariaDB have no UPDATE ... RETURNING, so a locking read with SKIP LOCKED
 // and an update by primary key share one short READ COMMITTED transaction (no gap locks).

@@ -55,10 +55,10 @@ type sqlStore struct {
 	// listen is the dialect's notification loop (nil: none).
 	listen func(ctx context.Context, onReady func(queue string)) error
 
-	stmtMu sync.Mutex
-	stmts  map[stmtKey]*sql.Stmt // see prepared
+	stmts sync.Map // stmtKey → *sql.Stmt, see prepared
 }
 
+// stmtKey is a statement as written (with ? placeholders) and the pool it is prepared on.
 type stmtKey struct {
 	db    *sql.DB
 	query string
@@ -67,22 +67,21 @@ type stmtKey struct {
 // prepared returns query prepared once on db, for the statements a node runs all the time: each
 // push, and even while idle the polls, heartbeats and the reaper. Otherwise SQLite parses the
 // statement again on every call (an eighth of rr's CPU in a push benchmark) and MySQL spends
-// three round trips (prepare, execute, close) on one statement with arguments.
+// three round trips (prepare, execute, close) on one statement with arguments. The lookup takes
+// no lock: it is on the push path.
 func (s *sqlStore) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	key := stmtKey{db, s.q(query)}
-	if st, ok := s.stmts[key]; ok {
-		return st, nil
+	key := stmtKey{db, query}
+	if st, ok := s.stmts.Load(key); ok {
+		return st.(*sql.Stmt), nil
 	}
-	st, err := db.PrepareContext(ctx, key.query)
+	st, err := db.PrepareContext(ctx, s.q(query))
 	if err != nil {
 		return nil, err
 	}
-	if s.stmts == nil {
-		s.stmts = map[stmtKey]*sql.Stmt{}
+	if first, lost := s.stmts.LoadOrStore(key, st); lost {
+		_ = st.Close() // another caller prepared it at the same time
+		return first.(*sql.Stmt), nil
 	}
-	s.stmts[key] = st
 	return st, nil
 }
 
@@ -541,12 +540,11 @@ func (s *sqlStore) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.stmtMu.Lock()
-	for _, st := range s.stmts {
-		_ = st.Close()
-	}
-	s.stmts = nil
-	s.stmtMu.Unlock()
+	s.stmts.Range(func(key, st any) bool {
+		_ = st.(*sql.Stmt).Close()
+		s.stmts.Delete(key)
+		return true
+	})
 	err := s.w.Close()
 	if s.r != s.w {
 		if errR := s.r.Close(); err == nil {
