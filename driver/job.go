@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	// The worker's context is encoded for every job: see the note in store on this encoder.
+	json "github.com/goccy/go-json"
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
 	"github.com/rr-sql/sqljobs/store"
 )

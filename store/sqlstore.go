@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +15,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	// Headers are encoded on every push and decoded on every claim: this encoder (already in every
+	// rr through goridge) takes about a third of encoding/json's time on a job's trace headers.
+	json "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
