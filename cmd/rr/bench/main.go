@@ -1,7 +1,11 @@
 // Command bench measures the sql driver side by side with RoadRunner's memory and boltdb drivers,
 // in one rr binary, with the same no-op PHP worker and pool: push rate (Push and PushBatch), drain
-// rate (jobs pushed while paused, then resumed), push-to-worker latency at a steady low rate, and
-// the idle cost. It writes docs/bench/results.md and docs/bench/rates.png.
+// rate (jobs pushed while paused, then resumed), push-to-worker latency at a steady low rate, the
+// idle cost, and the drain rate against the backlog. It writes docs/bench/results.md and the charts.
+//
+// The machine's speed drifts by ±10 % from one minute to the next (a shared VM), more than the
+// margins of some targets, so each drain is measured in several rounds, the drivers' rounds
+// interleaved, and the median is reported beside every round.
 //
 //	make bench     (starts the database servers, then: cd cmd/rr && go run ./bench)
 package main
@@ -54,7 +58,8 @@ type target struct {
 type result struct {
 	target                      string
 	pushPerSec, batchPerSec     float64
-	drainPerSec                 float64
+	drainPerSec                 float64   // the median of drainRounds
+	drainRounds                 []float64 // one per round, in the order run
 	p50, p99                    time.Duration
 	idleClaimsPerSec, idleCPUPc float64
 	idleQueriesPerSec           float64 // MariaDB only: the server's own count of statements (0: not measured)
@@ -64,13 +69,15 @@ type result struct {
 // backlogResult is the drain rate of one window of jobs taken from the front of a backlog.
 type backlogResult struct {
 	target  string
-	rates   []float64 // per backlog size
-	rssMB   float64   // after the window at the largest backlog
-	seedSec float64   // time to write the largest backlog
+	rates   []float64   // per backlog size: the median of the windows
+	windows [][]float64 // per backlog size, each window's rate
+	rssMB   float64     // after the window at the largest backlog
+	seedSec float64     // time to write the largest backlog
 }
 
 type settings struct {
 	workers, pushJobs, drainJobs, window int
+	rounds                               int // drain rounds per target; windows per backlog
 	backlogs                             []int
 	only                                 string // run only the targets whose name contains it
 	profileDir                           string // rr writes a CPU profile of each run here
@@ -81,12 +88,16 @@ func main() {
 	flag.IntVar(&st.drainJobs, "drain", 50_000, "jobs pushed while paused, then drained")
 	flag.IntVar(&st.pushJobs, "push", 5_000, "jobs pushed one Push call at a time")
 	flag.IntVar(&st.workers, "workers", 4, "PHP workers")
-	flag.IntVar(&st.window, "window", 20_000, "jobs drained from the front of each backlog")
-	backlogs := flag.String("backlogs", "10000,100000,1000000", "backlog sizes (jobs queued behind the drained window)")
+	flag.IntVar(&st.window, "window", 20_000, "jobs in each measured window of a backlog")
+	flag.IntVar(&st.rounds, "rounds", 3, "drain rounds per driver (interleaved), and windows per backlog; the median is reported")
+	backlogs := flag.String("backlogs", "10000,100000,1000000", "backlog sizes (jobs queued behind the measured windows)")
 	out := flag.String("out", "../../docs/bench", "where to write results.md and the charts")
 	flag.StringVar(&st.only, "only", "", "run only the targets whose name contains this (for profiling)")
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
 	flag.Parse()
+	if st.rounds < 1 {
+		fail("-rounds must be at least 1")
+	}
 	for _, f := range strings.FieldsFunc(*backlogs, func(r rune) bool { return r == ',' }) {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 0 {
@@ -120,11 +131,12 @@ func main() {
 	sqliteNormal := sqlTarget("sql/sqlite (synchronous: normal)", "sqlite", "", "normal")
 
 	var results []result
-	mainTargets := []target{memory, boltdb, backends[0](), sqliteNormal}
-	for _, backend := range backends[1:] {
-		mainTargets = append(mainTargets, backend())
-	}
-	for _, tg := range mainTargets {
+	same := func(tg target) func() target { return func() target { return tg } }
+	mainTargets := []func() target{same(memory), same(boltdb), backends[0], same(sqliteNormal)}
+	mainTargets = append(mainTargets, backends[1:]...)
+	var repeated []func() target // the targets whose drain gets more rounds
+	for _, next := range mainTargets {
+		tg := next()
 		if !strings.Contains(tg.name, st.only) {
 			continue
 		}
@@ -135,6 +147,30 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "   %+v\n", r)
 		results = append(results, r)
+		if tg.name != boltdb.name { // boltdb drains 2 jobs/s: its one capped round is far from any target
+			repeated = append(repeated, next)
+		}
+	}
+	// More drain rounds, the drivers interleaved, so that a slow minute of the machine falls on
+	// all of them rather than on one.
+	for round := 2; round <= st.rounds; round++ {
+		for _, next := range repeated {
+			tg := next()
+			fmt.Fprintf(os.Stderr, "== drain round %d: %s\n", round, tg.name)
+			rate, err := drainRound(bin, root, tg, st)
+			if err != nil {
+				fail("%s: %v", tg.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "   %.0f jobs/s\n", rate)
+			for i := range results {
+				if results[i].target == tg.name {
+					results[i].drainRounds = append(results[i].drainRounds, rate)
+				}
+			}
+		}
+	}
+	for i := range results {
+		results[i].drainPerSec = median(results[i].drainRounds)
 	}
 
 	var backlog []backlogResult
@@ -146,17 +182,18 @@ func main() {
 				break
 			}
 			br.target = tg.name
-			if tg.name == memory.name && n+st.window > memoryPausedCap {
-				br.rates = append(br.rates, 0) // n/a: more than the memory driver holds while paused
+			if tg.name == memory.name && n+st.rounds*st.window > memoryPausedCap {
+				br.rates, br.windows = append(br.rates, 0), append(br.windows, nil) // n/a: more than the memory driver holds while paused
 				continue
 			}
 			fmt.Fprintf(os.Stderr, "== backlog %d: %s\n", n, tg.name)
-			rate, rss, seed, err := drainFromBacklog(bin, root, tg, st, n)
+			windows, rss, seed, err := drainFromBacklog(bin, root, tg, st, n)
 			if err != nil {
 				fail("backlog %d, %s: %v", n, tg.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "   %.0f jobs/s, RSS %.0f MB, queued in %.1f s\n", rate, rss, seed)
-			br.rates, br.rssMB, br.seedSec = append(br.rates, rate), rss, seed
+			fmt.Fprintf(os.Stderr, "   windows %.0f jobs/s, RSS %.0f MB, queued in %.1f s\n", windows, rss, seed)
+			br.rates, br.windows = append(br.rates, median(windows)), append(br.windows, windows)
+			br.rssMB, br.seedSec = rss, seed
 		}
 		if br.rates != nil {
 			backlog = append(backlog, br)
@@ -388,7 +425,7 @@ func run(bin, root string, tg target, st settings) (result, error) {
 	}
 	// The drain window is capped: boltdb takes about two jobs a second, and would take hours.
 	drained := waitLinesUpTo(rr.out, total, 60*time.Second)
-	r.drainPerSec = float64(drained) / time.Since(start).Seconds()
+	r.drainRounds = []float64{float64(drained) / time.Since(start).Seconds()}
 	if tg.dialect != "" {
 		claims, acks := claimCount(rr.metricsAddr)-claims0, metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_count")-acks0
 		fmt.Fprintf(os.Stderr, "   drain: %.0f claims, %.0f ack batches of %.1f ms on average\n", claims, acks,
@@ -416,6 +453,30 @@ func run(bin, root string, tg target, st settings) (result, error) {
 	}
 	r.rssMB = rssMB(rr.cmd.Process.Pid)
 	return r, nil
+}
+
+// drainRound is one more round of the drain: a fresh rr (and database), the same jobs pushed with
+// PushBatch while paused, then resumed until all are done. It returns the rate.
+func drainRound(bin, root string, tg target, st settings) (float64, error) {
+	dir, _ := os.MkdirTemp("", "bench")
+	defer os.RemoveAll(dir)
+	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
+	if err != nil {
+		return 0, err
+	}
+	defer rr.stop()
+	total := st.pushJobs + st.drainJobs
+	if err := rr.pushBatches("batch", total); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := rr.resume(); err != nil {
+		return 0, err
+	}
+	if err := waitLines(rr.out, total, 5*time.Minute); err != nil {
+		return 0, err
+	}
+	return float64(total) / time.Since(start).Seconds(), nil
 }
 
 // serverQueries reads MariaDB's count of statements run since it started (Queries), which moves
@@ -465,37 +526,43 @@ func latency(pusher, consumer *rrProcess) (p50, p99 time.Duration, err error) {
 	return lat[len(lat)/2], lat[len(lat)*99/100], nil
 }
 
-// drainFromBacklog queues backlog+window jobs while p is paused, resumes it, and measures the rate
-// of the first window jobs: the claims run with at least backlog jobs behind them. The sql targets'
-// backlog is written straight into the jobs table (the documented enqueue contract), the memory
-// driver's through PushBatch. It returns the rate, rr's RSS after the window, and the seeding time.
-func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (rate, rss, seedSec float64, err error) {
+// drainFromBacklog queues backlog + rounds × window jobs while p is paused, resumes it, and
+// measures the rate of each of the first rounds windows of jobs: every claim runs with at least
+// backlog jobs behind it. The sql targets' backlog is written straight into the jobs table (the
+// documented enqueue contract), the memory driver's through PushBatch. It returns the windows'
+// rates, rr's RSS after them, and the seeding time.
+func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (windows []float64, rss, seedSec float64, err error) {
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
 	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, 0, 0, err
 	}
 	defer rr.stop()
 	start := time.Now()
+	queued := backlog + st.rounds*st.window
 	if tg.dialect == "" {
-		err = rr.pushBatches("seed", backlog+st.window)
+		err = rr.pushBatches("seed", queued)
 	} else {
-		err = seed(tg, dir, backlog+st.window)
+		err = seed(tg, dir, queued)
 	}
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("queue the backlog: %w", err)
+		return nil, 0, 0, fmt.Errorf("queue the backlog: %w", err)
 	}
 	seedSec = time.Since(start).Seconds()
 	start = time.Now()
 	if err := rr.resume(); err != nil {
-		return 0, 0, 0, err
+		return nil, 0, 0, err
 	}
-	if err := waitLines(rr.out, st.window, 5*time.Minute); err != nil {
-		return 0, 0, 0, err
+	done := lineCounter{file: rr.out}
+	for w := 1; w <= st.rounds; w++ {
+		if err := done.wait(w*st.window, 5*time.Minute); err != nil {
+			return nil, 0, 0, err
+		}
+		windows = append(windows, float64(st.window)/time.Since(start).Seconds())
+		start = time.Now()
 	}
-	rate = float64(st.window) / time.Since(start).Seconds()
-	return rate, rssMB(rr.cmd.Process.Pid), seedSec, nil
+	return windows, rssMB(rr.cmd.Process.Pid), seedSec, nil
 }
 
 // crossNodeLatency runs two rr nodes on one database: jobs pushed to a node that does not consume
@@ -617,28 +684,82 @@ func dialReady(addr string) (*rpc.Client, error) {
 }
 
 func lines(file string) int {
-	b, _ := os.ReadFile(file)
-	return bytes.Count(b, []byte{'\n'})
+	c := lineCounter{file: file}
+	return c.count()
 }
 
-// waitLinesUpTo waits for n jobs or until the window ends, and returns how many were processed.
-func waitLinesUpTo(file string, n int, window time.Duration) int {
-	deadline := time.Now().Add(window)
-	for lines(file) < n && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+// lineCounter counts the lines of the file the PHP workers append their records to, reading only
+// what was added since the last call: a drain is polled every 20 ms, and reading its tens of
+// megabytes again each time would take CPU from the processes being measured.
+type lineCounter struct {
+	file string
+	read int64 // bytes counted so far
+	n    int
+}
+
+func (c *lineCounter) count() int {
+	f, err := os.Open(c.file)
+	if err != nil {
+		return c.n
 	}
-	return min(lines(file), n)
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := f.ReadAt(buf, c.read)
+		c.n += bytes.Count(buf[:k], []byte{'\n'})
+		c.read += int64(k)
+		if err != nil || k < len(buf) {
+			return c.n
+		}
+	}
 }
 
-func waitLines(file string, n int, timeout time.Duration) error {
+// wait polls until n lines are there, or fails after timeout.
+func (c *lineCounter) wait(n int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for lines(file) < n {
+	for c.count() < n {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d jobs processed after %s", lines(file), n, timeout)
+			return fmt.Errorf("only %d of %d jobs processed after %s", c.n, n, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
+}
+
+// waitLinesUpTo waits for n jobs or until the window ends, and returns how many were processed.
+func waitLinesUpTo(file string, n int, window time.Duration) int {
+	c := lineCounter{file: file}
+	deadline := time.Now().Add(window)
+	for c.count() < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return min(c.n, n)
+}
+
+func waitLines(file string, n int, timeout time.Duration) error {
+	c := lineCounter{file: file}
+	return c.wait(n, timeout)
+}
+
+// joinRates writes rates as "9801, 10022, 9950".
+func joinRates(rates []float64) string {
+	parts := make([]string, len(rates))
+	for i, r := range rates {
+		parts[i] = fmt.Sprintf("%.0f", r)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// median of rates (0 for none).
+func median(rates []float64) float64 {
+	if len(rates) == 0 {
+		return 0
+	}
+	sorted := slices.Sorted(slices.Values(rates))
+	if len(sorted)%2 == 1 {
+		return sorted[len(sorted)/2]
+	}
+	return (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
 }
 
 type record struct {
@@ -713,7 +834,7 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 	b.WriteString("Durability: every persistent backend flushes each commit to disk, as in production. boltdb syncs each\n" +
 		"transaction; SQLite runs with the default `synchronous: full` (one row shows `normal`, the trade-off);\n" +
 		"PostgreSQL 15 with `fsync=on`, `synchronous_commit=on`; MariaDB with `innodb_flush_log_at_trx_commit=1`.\n\n")
-	fmt.Fprintf(&b, "| driver | Push jobs/s (%d calls) | PushBatch jobs/s | drain jobs/s (%d queued) | latency p50 | p99 | idle claims/s | idle CPU %% | RSS MB |\n", st.pushJobs, st.pushJobs+st.drainJobs)
+	fmt.Fprintf(&b, "| driver | Push jobs/s (%d calls) | PushBatch jobs/s | drain jobs/s (%d queued, median) | latency p50 | p99 | idle claims/s | idle CPU %% | RSS MB |\n", st.pushJobs, st.pushJobs+st.drainJobs)
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		p50, p99, idle := r.p50.String(), r.p99.String(), fmt.Sprintf("%.1f | %.1f | %.0f", r.idleClaimsPerSec, r.idleCPUPc, r.rssMB)
@@ -725,15 +846,36 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 	if remote != nil {
 		fmt.Fprintf(&b, "| %s | | | | %s | %s | | | |\n", remote.target, remote.p50, remote.p99)
 	}
-	b.WriteString("\nThe drain window is capped at 60 s (rate = jobs done / time); n/a: the driver had not drained its backlog by then.\n")
+	fmt.Fprintf(&b, "\nThe drain is the median of %d rounds (below), each on a fresh rr and database, the drivers' rounds interleaved;\n", st.rounds)
+	b.WriteString("boltdb runs one round, capped at 60 s (rate = jobs done / time); n/a: the driver had not drained its backlog by then.\n")
 	b.WriteString("Idle: over 10 s with nothing arriving; claims from rr's metrics, CPU from /proc. MariaDB's server also counts\n" +
 		"every statement the node ran in that time (claims, heartbeats, the reaper): see the targets below.\n")
 	b.WriteString("Latency is from the Push call to the worker's record of the job, at 200 jobs/s, millisecond resolution.\n")
 	b.WriteString("Push on another node: two rr processes on one PostgreSQL database, jobs pushed to the one that does not consume.\n\n")
 
+	if st.rounds > 1 {
+		b.WriteString("## Drain rounds\n\n| driver |")
+		for round := 1; round <= st.rounds; round++ {
+			fmt.Fprintf(&b, " round %d |", round)
+		}
+		b.WriteString(" median | slowest ÷ fastest |\n|---|" + strings.Repeat("---|", st.rounds+2) + "\n")
+		for _, r := range rs {
+			if len(r.drainRounds) < 2 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s |", r.target)
+			for _, rate := range r.drainRounds {
+				fmt.Fprintf(&b, " %.0f |", rate)
+			}
+			fmt.Fprintf(&b, " %.0f | %.2f |\n", r.drainPerSec, slices.Min(r.drainRounds)/slices.Max(r.drainRounds))
+		}
+		b.WriteString("\n")
+	}
+
 	if len(backlog) > 0 {
-		fmt.Fprintf(&b, "## Drain rate against the backlog\n\nThe first %d jobs drained with a backlog queued behind them (pushed while paused; the sql\n", st.window)
-		b.WriteString("backlogs written straight into the jobs table, the memory driver's through PushBatch). RSS is rr's after the window at the largest backlog.\n")
+		fmt.Fprintf(&b, "## Drain rate against the backlog\n\nThe median of %d consecutive windows of %d jobs, drained from the front of a backlog queued behind them\n", st.rounds, st.window)
+		b.WriteString("(pushed while paused; the sql backlogs written straight into the jobs table, the memory driver's through PushBatch).\n" +
+			"Every claim runs with at least the backlog behind it. RSS is rr's after the windows at the largest backlog.\n")
 		fmt.Fprintf(&b, "n/a: the memory driver holds at most %d jobs while paused (its local channel), so it has no larger backlog.\n\n", memoryPausedCap)
 		b.WriteString("| driver |")
 		for _, n := range st.backlogs {
@@ -757,6 +899,14 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 				fmt.Fprintf(&b, " %.2f | %.0f |\n", last/br.rates[0], br.rssMB)
 			} else {
 				b.WriteString(" n/a | n/a |\n")
+			}
+		}
+		b.WriteString("\nEach window's rate (jobs/s):\n\n")
+		for _, br := range backlog {
+			for i, windows := range br.windows {
+				if windows != nil {
+					fmt.Fprintf(&b, "- %s, %s queued: %s\n", br.target, count(st.backlogs[i]), joinRates(windows))
+				}
 			}
 		}
 	}
