@@ -37,8 +37,13 @@ const sqliteClaimSQL = `UPDATE rr_jobs
 		LIMIT ?)
 	RETURNING ` + claimedColumns
 
+// sqliteClaim runs the claim prepared: SQLite would otherwise parse and plan it on every claim.
 func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
-	rows, err := s.w.QueryContext(ctx, sqliteClaimSQL, c.node, c.token, c.now, c.leaseUntil, c.queue, c.now, c.limit)
+	claim, err := s.prepared(ctx, s.w, sqliteClaimSQL)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := claim.QueryContext(ctx, c.node, c.token, c.now, c.leaseUntil, c.queue, c.now, c.limit)
 	if err != nil {
 		return nil, err
 	}
