@@ -53,6 +53,7 @@ type target struct {
 	extra    string // top-level YAML (the sql: section)
 	dialect  string // sql targets: sqlite, postgres or mysql (the backlog is written straight into its table)
 	dsn      string // sql targets on a server: the run's own database
+	server   string // sql targets on a server: the DSN of the server's default database
 }
 
 type result struct {
@@ -77,7 +78,8 @@ type backlogResult struct {
 
 type settings struct {
 	workers, pushJobs, drainJobs, window int
-	rounds                               int // drain rounds per target; windows per backlog
+	rounds                               int // drain rounds per target
+	windows                              int // measured windows per backlog
 	backlogs                             []int
 	only                                 string        // run only the targets whose name contains it
 	profileDir                           string        // rr writes a CPU profile of each run here
@@ -90,15 +92,16 @@ func main() {
 	flag.IntVar(&st.drainJobs, "drain", 50_000, "jobs pushed while paused, then drained")
 	flag.IntVar(&st.pushJobs, "push", 5_000, "jobs pushed one Push call at a time")
 	flag.IntVar(&st.workers, "workers", 4, "PHP workers")
-	flag.IntVar(&st.window, "window", 20_000, "jobs in each measured window of a backlog")
-	flag.IntVar(&st.rounds, "rounds", 3, "drain rounds per driver (interleaved), and windows per backlog; the median is reported")
+	flag.IntVar(&st.window, "window", 30_000, "jobs in each measured window of a backlog")
+	flag.IntVar(&st.rounds, "rounds", 5, "drain rounds per driver (interleaved); the median is reported")
+	flag.IntVar(&st.windows, "windows", 3, "measured windows per backlog; the median is reported")
 	backlogs := flag.String("backlogs", "10000,100000,1000000", "backlog sizes (jobs queued behind the measured windows)")
 	out := flag.String("out", "../../docs/bench", "where to write results.md and the charts")
 	flag.StringVar(&st.only, "only", "", "run only the targets whose name contains this (for profiling)")
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
 	flag.Parse()
-	if st.rounds < 1 {
-		fail("-rounds must be at least 1")
+	if st.rounds < 1 || st.windows < 1 {
+		fail("-rounds and -windows must be at least 1")
 	}
 	for _, f := range strings.FieldsFunc(*backlogs, func(r rune) bool { return r == ',' }) {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -191,7 +194,7 @@ func main() {
 				break
 			}
 			br.target = tg.name
-			if tg.name == memory.name && n+st.rounds*st.window > memoryPausedCap {
+			if tg.name == memory.name && n+st.windows*st.window > memoryPausedCap {
 				br.rates, br.windows = append(br.rates, 0), append(br.windows, nil) // n/a: more than the memory driver holds while paused
 				continue
 			}
@@ -255,10 +258,10 @@ func sqlTarget(name, dialect, serverDSN, synchronous string) target {
 			tg.extra += "\n      synchronous: " + synchronous
 		}
 	case "postgres":
-		tg.dsn = freshDB(dialect, serverDSN)
+		tg.dsn, tg.server = freshDB(dialect, serverDSN), serverDSN
 		tg.extra = fmt.Sprintf("sql:\n  connections:\n    default:\n      dsn: %q", tg.dsn)
 	case "mysql":
-		tg.dsn = freshDB(dialect, serverDSN)
+		tg.dsn, tg.server = freshDB(dialect, serverDSN), serverDSN
 		tg.extra = fmt.Sprintf("sql:\n  connections:\n    default:\n      dialect: mysql\n      dsn: %q", tg.dsn)
 	}
 	return tg
@@ -270,19 +273,49 @@ var dbSeq int
 func freshDB(dialect, dsn string) string {
 	dbSeq++
 	name := fmt.Sprintf("bench_%d_%d", time.Now().Unix(), dbSeq)
+	if err := serverExec(dialect, dsn, "CREATE DATABASE "+name); err != nil {
+		fail("create database: %v", err)
+	}
 	if dialect == "postgres" {
-		if o, err := exec.Command("psql", dsn, "-qc", "CREATE DATABASE "+name).CombinedOutput(); err != nil {
-			fail("create database: %v %s", err, o)
-		}
 		return strings.Replace(dsn, "/postgres?", "/"+name+"?", 1)
 	}
-	host := dsn[strings.Index(dsn, "tcp(")+4 : strings.Index(dsn, ")")]
-	h, p, _ := net.SplitHostPort(host)
-	user, pass, _ := strings.Cut(dsn[:strings.Index(dsn, "@")], ":")
-	if o, err := exec.Command("mariadb", "--no-defaults", "-h", h, "-P", p, "-u"+user, "-p"+pass, "-e", "CREATE DATABASE "+name).CombinedOutput(); err != nil {
-		fail("create database: %v %s", err, o)
-	}
 	return strings.Replace(dsn, "/rr", "/"+name, 1)
+}
+
+// dropDB drops a run's database once its rr has stopped: a million rows left behind would be
+// vacuumed or purged by the server while the next runs are measured.
+func dropDB(tg target) {
+	if tg.server == "" {
+		return
+	}
+	name := tg.dsn[strings.LastIndex(tg.dsn, "/")+1:]
+	if tg.dialect == "postgres" {
+		name = tg.dsn[strings.LastIndex(tg.dsn, "/")+1 : strings.Index(tg.dsn, "?")]
+	}
+	stmt := "DROP DATABASE " + name
+	if tg.dialect == "postgres" {
+		stmt += " WITH (FORCE)"
+	}
+	if err := serverExec(tg.dialect, tg.server, stmt); err != nil {
+		fmt.Fprintf(os.Stderr, "   drop database %s: %v\n", name, err)
+	}
+}
+
+// serverExec runs one statement on the server's default database with its command-line client.
+func serverExec(dialect, dsn, stmt string) error {
+	var cmd *exec.Cmd
+	if dialect == "postgres" {
+		cmd = exec.Command("psql", dsn, "-qc", stmt)
+	} else {
+		host := dsn[strings.Index(dsn, "tcp(")+4 : strings.Index(dsn, ")")]
+		h, p, _ := net.SplitHostPort(host)
+		user, pass, _ := strings.Cut(dsn[:strings.Index(dsn, "@")], ":")
+		cmd = exec.Command("mariadb", "--no-defaults", "-h", h, "-P", p, "-u"+user, "-p"+pass, "-e", stmt)
+	}
+	if o, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v %s", stmt, err, o)
+	}
+	return nil
 }
 
 func freePort() int {
@@ -403,6 +436,7 @@ func (p *rrProcess) pushBatches(prefix string, n int) error {
 
 func run(bin, root string, tg target, st settings) (result, error) {
 	r := result{target: tg.name}
+	defer dropDB(tg) // after rr stops (deferred below)
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
 	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
@@ -467,6 +501,7 @@ func run(bin, root string, tg target, st settings) (result, error) {
 // drainRound is one more round of the drain: a fresh rr (and database), the same jobs pushed with
 // PushBatch while paused, then resumed until all are done. It returns the rate.
 func drainRound(bin, root string, tg target, st settings) (float64, error) {
+	defer dropDB(tg) // after rr stops (deferred below)
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
 	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
@@ -535,12 +570,13 @@ func latency(pusher, consumer *rrProcess) (p50, p99 time.Duration, err error) {
 	return lat[len(lat)/2], lat[len(lat)*99/100], nil
 }
 
-// drainFromBacklog queues backlog + rounds × window jobs while p is paused, resumes it, and
-// measures the rate of each of the first rounds windows of jobs: every claim runs with at least
+// drainFromBacklog queues backlog + windows × window jobs while p is paused, resumes it, and
+// measures the rate of each of those windows of jobs: every claim runs with at least
 // backlog jobs behind it. The sql targets' backlog is written straight into the jobs table (the
 // documented enqueue contract), the memory driver's through PushBatch. It returns the windows'
 // rates, rr's RSS after them, and the seeding time.
 func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (windows []float64, rss, seedSec float64, err error) {
+	defer dropDB(tg) // after rr stops (deferred below)
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
 	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
@@ -549,7 +585,7 @@ func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (wi
 	}
 	defer rr.stop()
 	start := time.Now()
-	queued := backlog + st.rounds*st.window
+	queued := backlog + st.windows*st.window
 	if tg.dialect == "" {
 		err = rr.pushBatches("seed", queued)
 	} else {
@@ -564,7 +600,7 @@ func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (wi
 		return nil, 0, 0, err
 	}
 	done := lineCounter{file: rr.out}
-	for w := 1; w <= st.rounds; w++ {
+	for w := 1; w <= st.windows; w++ {
 		if err := done.wait(w*st.window, 5*time.Minute); err != nil {
 			return nil, 0, 0, err
 		}
@@ -578,6 +614,7 @@ func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (wi
 // p reach the PHP workers of the node that does (woken by PostgreSQL's NOTIFY).
 func crossNodeLatency(bin, root string, tg target, st settings) (result, error) {
 	r := result{target: tg.name + ", push on another node"}
+	defer dropDB(tg)
 	consumerDir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(consumerDir)
 	pusherDir, _ := os.MkdirTemp("", "bench")
@@ -658,13 +695,58 @@ func seed(tg target, dir string, n int) error {
 			return err
 		}
 	}
-	// A backlog that built up over time would have been vacuumed and analyzed as it grew; one
-	// written in seconds has not, and the database would do it during the measured window.
-	settle := map[string]string{"sqlite": "ANALYZE", "postgres": "VACUUM (ANALYZE) rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[tg.dialect]
-	if _, err := db.Exec(settle); err != nil {
-		return fmt.Errorf("%s: %w", settle, err)
+	// A backlog that built up over time would have been analyzed, vacuumed and written out to the
+	// data files as it grew; one written in seconds has not, and the database would do it during
+	// the measured windows.
+	settle := map[string][]string{
+		"sqlite":   {"ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)"},
+		"postgres": {"VACUUM (ANALYZE) rr_jobs", "CHECKPOINT"},
+		"mysql":    {"ANALYZE TABLE rr_jobs"},
+	}[tg.dialect]
+	for _, stmt := range settle {
+		if _, err := db.Exec(stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	if tg.dialect == "mysql" {
+		return flushInnoDB(db)
 	}
 	return nil
+}
+
+// flushInnoDB has InnoDB write out the pages the seeding dirtied (about 100 MB for a million jobs)
+// and waits until at most 1 % of the buffer pool is dirty, then restores the server's setting.
+func flushInnoDB(db *sql.DB) error {
+	var was float64
+	if err := db.QueryRow("SELECT @@GLOBAL.innodb_max_dirty_pages_pct").Scan(&was); err != nil {
+		return err
+	}
+	if _, err := db.Exec("SET GLOBAL innodb_max_dirty_pages_pct = 0"); err != nil {
+		return err
+	}
+	defer func() { _, _ = db.Exec("SET GLOBAL innodb_max_dirty_pages_pct = ?", was) }()
+	status := func(name string) (n int64, err error) {
+		err = db.QueryRow("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = ?", name).Scan(&n)
+		return n, err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		dirty, err := status("INNODB_BUFFER_POOL_PAGES_DIRTY")
+		if err != nil {
+			return err
+		}
+		total, err := status("INNODB_BUFFER_POOL_PAGES_TOTAL")
+		if err != nil {
+			return err
+		}
+		if dirty*100 <= total {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("InnoDB still has %d of %d pages dirty after 2 minutes", dirty, total)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's counter
+	}
 }
 
 func job(id, payload string) *jobsProto.Job {
@@ -883,8 +965,10 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 	}
 
 	if len(backlog) > 0 {
-		fmt.Fprintf(&b, "## Drain rate against the backlog\n\nThe median of %d consecutive windows of %d jobs, drained from the front of a backlog queued behind them\n", st.rounds, st.window)
+		fmt.Fprintf(&b, "## Drain rate against the backlog\n\nThe median of %d consecutive windows of %d jobs, drained from the front of a backlog queued behind them\n", st.windows, st.window)
 		b.WriteString("(pushed while paused; the sql backlogs written straight into the jobs table, the memory driver's through PushBatch).\n" +
+			"Before the windows the database is settled as a backlog grown over time would be: analyzed, SQLite's WAL checkpointed,\n" +
+			"PostgreSQL vacuumed and checkpointed, InnoDB's dirty pages written out. Each run's database is dropped after it.\n" +
 			"Every claim runs with at least the backlog behind it. RSS is rr's after the windows at the largest backlog.\n")
 		fmt.Fprintf(&b, "n/a: the memory driver holds at most %d jobs while paused (its local channel), so it has no larger backlog.\n\n", memoryPausedCap)
 		b.WriteString("| driver |")
