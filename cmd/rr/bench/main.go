@@ -1031,7 +1031,7 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result) string {
 		min  float64
 	}{{"sql/sqlite", 0.8}, {"sql/postgres", 0.6}, {"sql/mariadb", 0.4}} {
 		if r, ok := byName[t.name]; ok && memory.drainPerSec > 0 {
-			row("drain "+t.name+" ÷ memory", fmt.Sprintf("≥ %.1f", t.min), r.drainPerSec/memory.drainPerSec, "%.2f", r.drainPerSec/memory.drainPerSec >= t.min)
+			row("drain "+t.name+" ÷ memory", fmt.Sprintf("≥ %.1f", t.min), r.drainPerSec/memory.drainPerSec, "%.3f", r.drainPerSec/memory.drainPerSec >= t.min)
 		}
 	}
 	for _, r := range rs {
@@ -1040,7 +1040,7 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result) string {
 		}
 	}
 	if r, ok := byName["sql/sqlite"]; ok && memory.pushPerSec > 0 {
-		row("Push sql/sqlite ÷ memory (default durability)", "≥ 0.5", r.pushPerSec/memory.pushPerSec, "%.2f", r.pushPerSec/memory.pushPerSec >= 0.5)
+		row("Push sql/sqlite ÷ memory (default durability)", "≥ 0.5", r.pushPerSec/memory.pushPerSec, "%.3f", r.pushPerSec/memory.pushPerSec >= 0.5)
 	}
 	if r, ok := byName["sql/sqlite (synchronous: normal)"]; ok && memory.pushPerSec > 0 {
 		fmt.Fprintf(&b, "| Push sql/sqlite (synchronous: normal) ÷ memory | the trade-off, no target | %.2f | — |\n", r.pushPerSec/memory.pushPerSec)
@@ -1056,7 +1056,7 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result) string {
 	for _, br := range backlog {
 		if strings.HasPrefix(br.target, "sql/") && len(br.rates) > 1 {
 			ratio := br.rates[len(br.rates)-1] / br.rates[0]
-			row("drain at the largest ÷ smallest backlog, "+br.target, "≥ 0.9", ratio, "%.2f", ratio >= 0.9)
+			row("drain at the largest ÷ smallest backlog, "+br.target, "≥ 0.9", ratio, "%.3f", ratio >= 0.9)
 		}
 	}
 	for _, r := range rs {
