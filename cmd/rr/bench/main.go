@@ -54,6 +54,7 @@ type target struct {
 	dialect  string // sql targets: sqlite, postgres or mysql (the backlog is written straight into its table)
 	dsn      string // sql targets on a server: the run's own database
 	server   string // sql targets on a server: the DSN of the server's default database
+	db       string // sql targets on a server: the run's database, dropped after the run
 }
 
 type result struct {
@@ -258,10 +259,12 @@ func sqlTarget(name, dialect, serverDSN, synchronous string) target {
 			tg.extra += "\n      synchronous: " + synchronous
 		}
 	case "postgres":
-		tg.dsn, tg.server = freshDB(dialect, serverDSN), serverDSN
+		tg.db, tg.dsn = freshDB(dialect, serverDSN)
+		tg.server = serverDSN
 		tg.extra = fmt.Sprintf("sql:\n  connections:\n    default:\n      dsn: %q", tg.dsn)
 	case "mysql":
-		tg.dsn, tg.server = freshDB(dialect, serverDSN), serverDSN
+		tg.db, tg.dsn = freshDB(dialect, serverDSN)
+		tg.server = serverDSN
 		tg.extra = fmt.Sprintf("sql:\n  connections:\n    default:\n      dialect: mysql\n      dsn: %q", tg.dsn)
 	}
 	return tg
@@ -269,35 +272,32 @@ func sqlTarget(name, dialect, serverDSN, synchronous string) target {
 
 var dbSeq int
 
-// freshDB creates a database for one run (the DSN names the server's default one).
-func freshDB(dialect, dsn string) string {
+// freshDB creates a database for one run (the DSN names the server's default one) and returns
+// its name and DSN.
+func freshDB(dialect, dsn string) (name, dbDSN string) {
 	dbSeq++
-	name := fmt.Sprintf("bench_%d_%d", time.Now().Unix(), dbSeq)
+	name = fmt.Sprintf("bench_%d_%d", time.Now().Unix(), dbSeq)
 	if err := serverExec(dialect, dsn, "CREATE DATABASE "+name); err != nil {
 		fail("create database: %v", err)
 	}
 	if dialect == "postgres" {
-		return strings.Replace(dsn, "/postgres?", "/"+name+"?", 1)
+		return name, strings.Replace(dsn, "/postgres?", "/"+name+"?", 1)
 	}
-	return strings.Replace(dsn, "/rr", "/"+name, 1)
+	return name, strings.Replace(dsn, "/rr", "/"+name, 1)
 }
 
 // dropDB drops a run's database once its rr has stopped: a million rows left behind would be
 // vacuumed or purged by the server while the next runs are measured.
 func dropDB(tg target) {
-	if tg.server == "" {
+	if tg.db == "" {
 		return
 	}
-	name := tg.dsn[strings.LastIndex(tg.dsn, "/")+1:]
-	if tg.dialect == "postgres" {
-		name = tg.dsn[strings.LastIndex(tg.dsn, "/")+1 : strings.Index(tg.dsn, "?")]
-	}
-	stmt := "DROP DATABASE " + name
+	stmt := "DROP DATABASE " + tg.db
 	if tg.dialect == "postgres" {
 		stmt += " WITH (FORCE)"
 	}
 	if err := serverExec(tg.dialect, tg.server, stmt); err != nil {
-		fmt.Fprintf(os.Stderr, "   drop database %s: %v\n", name, err)
+		fmt.Fprintf(os.Stderr, "   drop database %s: %v\n", tg.db, err)
 	}
 }
 
@@ -729,13 +729,13 @@ func flushInnoDB(db *sql.DB) error {
 		err = db.QueryRow("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = ?", name).Scan(&n)
 		return n, err
 	}
+	total, err := status("INNODB_BUFFER_POOL_PAGES_TOTAL")
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		dirty, err := status("INNODB_BUFFER_POOL_PAGES_DIRTY")
-		if err != nil {
-			return err
-		}
-		total, err := status("INNODB_BUFFER_POOL_PAGES_TOTAL")
 		if err != nil {
 			return err
 		}
