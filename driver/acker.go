@@ -48,9 +48,13 @@ func (a *acker) add(f store.Fence) {
 		return
 	}
 	a.pending = append(a.pending, f)
-	select { // under mu: close cannot close kick in between
-	case a.kick <- struct{}{}:
-	default:
+	// Only the first ack of a batch and a full batch wake the goroutine: waking it for every ack
+	// costs a goroutine switch per job on a busy pipeline.
+	if n := len(a.pending); n == 1 || n == maxAckBatch {
+		select { // under mu: close cannot close kick in between
+		case a.kick <- struct{}{}:
+		default:
+		}
 	}
 	a.mu.Unlock()
 }

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -82,10 +83,10 @@ type settings struct {
 	rounds                               int // drain rounds per target
 	windows                              int // measured windows per backlog
 	backlogs                             []int
-	only                                 string        // run only the targets whose name contains it
-	profileDir                           string        // rr writes a CPU profile of each run here
-	flush                                time.Duration // the disk's time to flush a small overwrite (fsync)
-	machine                              string        // CPU model and the database servers' versions
+	only                                 *regexp.Regexp // run only the targets whose name it matches
+	profileDir                           string         // rr writes a CPU profile of each run here
+	flush                                time.Duration  // the disk's time to flush a small overwrite (fsync)
+	machine                              string         // CPU model and the database servers' versions
 }
 
 func main() {
@@ -98,11 +99,15 @@ func main() {
 	flag.IntVar(&st.windows, "windows", 3, "measured windows per backlog; the median is reported")
 	backlogs := flag.String("backlogs", "10000,100000,1000000", "backlog sizes (jobs queued behind the measured windows)")
 	out := flag.String("out", "../../docs/bench", "where to write results.md and the charts")
-	flag.StringVar(&st.only, "only", "", "run only the targets whose name contains this (for profiling)")
+	only := flag.String("only", "", "run only the targets whose name matches this regular expression, e.g. '^(memory|sql/sqlite)$' (for profiling)")
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
 	flag.Parse()
 	if st.rounds < 1 || st.windows < 1 {
 		fail("-rounds and -windows must be at least 1")
+	}
+	var err error
+	if st.only, err = regexp.Compile(*only); err != nil {
+		fail("-only: %v", err)
 	}
 	for _, f := range strings.FieldsFunc(*backlogs, func(r rune) bool { return r == ',' }) {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -150,7 +155,7 @@ func main() {
 	var repeated []func() target // the targets whose drain gets more rounds
 	for _, next := range mainTargets {
 		tg := next()
-		if !strings.Contains(tg.name, st.only) {
+		if !st.only.MatchString(tg.name) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "== %s\n", tg.name)
@@ -191,7 +196,7 @@ func main() {
 		var br backlogResult
 		for _, n := range st.backlogs {
 			tg := next()
-			if !strings.Contains(tg.name, st.only) {
+			if !st.only.MatchString(tg.name) {
 				break
 			}
 			br.target = tg.name
@@ -214,7 +219,7 @@ func main() {
 	}
 
 	var remote *result
-	if pgDSN != "" && strings.Contains("sql/postgres", st.only) {
+	if pgDSN != "" && st.only.MatchString("sql/postgres") {
 		fmt.Fprintf(os.Stderr, "== push on another node: sql/postgres\n")
 		r, err := crossNodeLatency(bin, root, sqlTarget("sql/postgres", "postgres", pgDSN, ""), st)
 		if err != nil {
