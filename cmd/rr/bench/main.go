@@ -311,22 +311,21 @@ func dropDB(tg target) {
 	}
 }
 
-// serverExec runs one statement on the server's default database with its command-line client.
+// serverExec runs one statement on the server's default database.
 func serverExec(dialect, dsn, stmt string) error {
-	var cmd *exec.Cmd
-	if dialect == "postgres" {
-		cmd = exec.Command("psql", dsn, "-qc", stmt)
-	} else {
-		host := dsn[strings.Index(dsn, "tcp(")+4 : strings.Index(dsn, ")")]
-		h, p, _ := net.SplitHostPort(host)
-		user, pass, _ := strings.Cut(dsn[:strings.Index(dsn, "@")], ":")
-		cmd = exec.Command("mariadb", "--no-defaults", "-h", h, "-P", p, "-u"+user, "-p"+pass, "-e", stmt)
+	db, err := sql.Open(driverNames[dialect], dsn)
+	if err != nil {
+		return err
 	}
-	if o, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v %s", stmt, err, o)
+	defer db.Close()
+	if _, err := db.Exec(stmt); err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
 	}
 	return nil
 }
+
+// driverNames are the database/sql drivers of the targets' dialects.
+var driverNames = map[string]string{"sqlite": "sqlite", "postgres": "pgx", "mysql": "mysql"}
 
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -673,7 +672,7 @@ func insertRows(dialect string, rows int) string {
 // seed writes n ready jobs of queue p into the sql target's table with multi-row INSERTs, in
 // transactions of 50,000: the columns of the transactional-enqueue contract (examples/enqueue.php).
 func seed(tg target, dir string, n int) error {
-	driverName, dsn := map[string]string{"sqlite": "sqlite", "postgres": "pgx", "mysql": "mysql"}[tg.dialect], tg.dsn
+	driverName, dsn := driverNames[tg.dialect], tg.dsn
 	if tg.dialect == "sqlite" {
 		dsn = "file:" + filepath.Join(dir, "jobs.db") + "?_pragma=busy_timeout(10000)"
 	}
@@ -1100,12 +1099,12 @@ func machine(pgDSN, myDSN string) string {
 			parts = append(parts, label+" "+v)
 		}
 	}
-	version("SQLite", "sqlite", ":memory:", "SELECT sqlite_version()")
+	version("SQLite", driverNames["sqlite"], ":memory:", "SELECT sqlite_version()")
 	if pgDSN != "" {
-		version("PostgreSQL", "pgx", pgDSN, "SHOW server_version")
+		version("PostgreSQL", driverNames["postgres"], pgDSN, "SHOW server_version")
 	}
 	if myDSN != "" {
-		version("MariaDB", "mysql", myDSN, "SELECT VERSION()")
+		version("MariaDB", driverNames["mysql"], myDSN, "SELECT VERSION()")
 	}
 	return strings.Join(parts, "; ")
 }
