@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,8 +55,13 @@ type Plugin struct {
 	// drivers are the live pipelines by name, for the `sql` RPC service.
 	drivers sync.Map // string -> *driver.Driver
 	metrics *driver.Metrics
+	// rpcAddr is RoadRunner's RPC listener (rpc.listen), through which declared pipelines are
+	// restored and jobs.Destroy is told from a shutdown.
+	rpcAddr string
 	// stopRestore cancels the restore of declared pipelines.
 	stopRestore context.CancelFunc
+	// stopping is set when Endure stops the plugin: rr is shutting down.
+	stopping atomic.Bool
 }
 
 // Init validates the `sql:` section (absent is fine: pipelines then use an SQLite file).
@@ -71,6 +78,13 @@ func (p *Plugin) Init(cfg Configurer, log Logger) error {
 	if err != nil {
 		return err
 	}
+	var rpcCfg struct {
+		Listen string `mapstructure:"listen"`
+	}
+	if cfg.Has("rpc") {
+		_ = cfg.UnmarshalKey("rpc", &rpcCfg)
+	}
+	p.rpcAddr = rpcCfg.Listen
 	p.registry = pipeline.NewRegistry(global, p.log)
 	p.metrics = driver.NewMetrics(p.live)
 	p.tracer = sdktrace.NewTracerProvider()
@@ -127,7 +141,7 @@ func (p *Plugin) DriverFromPipeline(pipe jobs.Pipeline, pq jobs.Queue) (jobs.Dri
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.MarkDeclared(ctx, declaredStrings(raw)); err != nil {
+	if err := d.MarkDeclared(ctx, declaredStrings(raw), p.registry.Restoring(pc.Name)); err != nil {
 		_ = d.Stop(ctx)
 		return nil, fmt.Errorf("pipeline %q: keep the declared pipeline: %w", pc.Name, err)
 	}
@@ -150,29 +164,45 @@ func declaredStrings(raw map[string]any) map[string]string {
 // Serve restores the pipelines declared before the last restart, once RoadRunner's RPC is up.
 func (p *Plugin) Serve() chan error {
 	errCh := make(chan error, 1)
-	var rpcCfg struct {
-		Listen string `mapstructure:"listen"`
-	}
-	if p.cfg.Has("rpc") {
-		_ = p.cfg.UnmarshalKey("rpc", &rpcCfg)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	p.stopRestore = cancel
 	go func() {
 		defer cancel()
-		if err := p.registry.RestoreDeclared(ctx, rpcCfg.Listen); err != nil && ctx.Err() == nil {
+		if err := p.registry.RestoreDeclared(ctx, p.rpcAddr); err != nil && ctx.Err() == nil {
 			p.log.Error("restore declared pipelines", zap.Error(err))
 		}
 	}()
 	return errCh
 }
 
-// Stop ends a restore still waiting for the RPC; the drivers are stopped by the jobs plugin.
+// Stop is Endure's shutdown signal (never sent for a jobs.Destroy). It ends a restore still
+// waiting for the RPC; the drivers are stopped by the jobs plugin.
 func (p *Plugin) Stop(context.Context) error {
+	p.stopping.Store(true)
 	if p.stopRestore != nil {
 		p.stopRestore()
 	}
 	return nil
+}
+
+// destroyed tells, while a declared pipeline's driver stops, whether jobs.Destroy stops it (the
+// pipeline is forgotten) or a shutdown (it comes back at the next start). Both end in Stop, and
+// Endure stops plugins concurrently, so this plugin's own Stop may come after the drivers'.
+// What tells them apart: jobs.Destroy removes the pipeline from the jobs plugin's list before it
+// stops the driver, while a shutdown stops the drivers first. When the list cannot be read (the
+// RPC is already down: a shutdown), the pipeline is kept; nothing is lost either way.
+func (p *Plugin) destroyed(name string) bool {
+	if p.stopping.Load() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	listed, err := pipeline.Pipelines(ctx, p.rpcAddr)
+	if err != nil {
+		p.log.Warn("cannot tell whether the stopping pipeline was destroyed; keeping it", zap.String("pipeline", name), zap.Error(err))
+		return false
+	}
+	return !slices.Contains(listed, name)
 }
 
 func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, error) {
@@ -180,7 +210,10 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, 
 	if err != nil {
 		return nil, err
 	}
-	d := driver.New(pc, conn, pq, driver.Env{Log: p.log, Tracer: p.tracer, Prop: p.prop, Metrics: p.metrics})
+	d := driver.New(pc, conn, pq, driver.Env{Log: p.log, Tracer: p.tracer, Prop: p.prop, Metrics: p.metrics,
+		Destroyed: p.destroyed,
+		Gone:      func(d *driver.Driver) { p.drivers.CompareAndDelete(pc.Name, d) },
+	})
 	p.drivers.Store(pc.Name, d)
 	return d, nil
 }

@@ -45,6 +45,11 @@ type Connection struct {
 	// Migrate applies the embedded schema migrations at start (under a lock); off, the schema is
 	// only checked, for DBAs who apply `rr schema DIALECT` themselves.
 	Migrate bool
+	// ConnectTimeout bounds connecting at start (and each statement of the node's registration):
+	// a database that does not answer stops rr instead of hanging it. MigrateTimeout bounds the
+	// schema migration, the wait for another node's migration lock included.
+	ConnectTimeout time.Duration
+	MigrateTimeout time.Duration
 	// FailedRetention is how long failed jobs are kept (0: forever); older ones are pruned in batches.
 	FailedRetention time.Duration
 }
@@ -59,7 +64,8 @@ type Global struct {
 	Connections map[string]*Connection
 }
 
-var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate", "failed_retention"}
+var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate",
+	"failed_retention", "connect_timeout", "migrate_timeout"}
 
 var connectionName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,62}$`)
 
@@ -130,6 +136,8 @@ func parseConnection(name, where string, raw map[string]any) (*Connection, error
 	c.NodeTTL = o.Duration("node_ttl", 30*time.Second, 300*time.Millisecond, 24*time.Hour)
 	c.Migrate = o.Bool("migrate", true)
 	c.FailedRetention = o.Duration("failed_retention", 7*24*time.Hour, 0, 10*365*24*time.Hour)
+	c.ConnectTimeout = o.Duration("connect_timeout", 5*time.Second, 100*time.Millisecond, 10*time.Minute)
+	c.MigrateTimeout = o.Duration("migrate_timeout", 2*time.Minute, time.Second, 24*time.Hour)
 	if err := o.Err(connectionKeys); err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 		if ctx.Err() != nil {
 			return
 		}
-		free := d.cfg.Prefetch - d.holding()
+		free := d.cfg.Prefetch - d.claims.pending()
 		if free >= d.refillAt() {
 			n, err := d.claim(ctx, free)
 			switch {
@@ -71,38 +71,39 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 	}
 }
 
-// refillAt is the free prefetch from which the consumer claims; settle nudges it there.
+// refillAt is the free prefetch from which the consumer claims; the ledger nudges it there.
 func (d *Driver) refillAt() int { return d.cfg.Prefetch - d.cfg.Prefetch/2 }
 
-// claim reserves up to limit jobs and hands them to RoadRunner's queue; returns how many.
+// claim reserves up to limit jobs and hands them to the feeder; returns how many it claimed.
+// Stopping the consumer does not cancel a claim on its way: the database may commit it while the
+// client gives up, and those rows would stay reserved, unknown here, until their lease ran out.
 func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
-	now := time.Now()
-	claimed, err := d.conn.Store.Claim(ctx, store.ClaimRequest{
-		Queue: d.cfg.Queue, Node: d.conn.NodeID, Limit: limit, Now: now, LeaseUntil: now.Add(d.cfg.Lease),
-	})
-	d.metrics.observeClaim(d.cfg.Name, time.Since(now))
-	if err != nil || len(claimed) == 0 {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), answerTimeout)
+	defer cancel()
+	start := time.Now()
+	got, err := d.conn.Store.Claim(ctx, store.ClaimRequest{Queue: d.cfg.Queue, Node: d.conn.NodeID, Limit: limit, Lease: d.cfg.Lease})
+	d.env.Metrics.observeClaim(d.cfg.Name, time.Since(start))
+	if err != nil || len(got) == 0 {
 		return 0, err
 	}
-	d.hold(claimed)
-	for i := range claimed {
-		j := d.newJob(claimed[i])
-		if j.Attempts > int64(d.cfg.MaxAttempts) {
-			// Delivered before without an answer that came back (its node died or lost it): a poison
-			// job that kills its worker or node must not loop forever.
-			if err := j.fail(fmt.Sprintf("delivered %d times without an answer (its node died or lost it); max_attempts is %d",
-				j.Attempts-1, d.cfg.MaxAttempts)); err != nil {
-				d.log.Error("move job to failed jobs", zap.String("id", j.JobID), zap.Error(err))
+	claims := d.claims.add(got)
+	ready := make([]*Job, 0, len(claims))
+	for _, c := range claims {
+		j := &Job{c: c, d: d}
+		if c.Failures >= int64(d.cfg.MaxAttempts) {
+			// Its deliveries kept ending without an answer (its worker or node died): a poison job
+			// must not loop forever.
+			d.claims.withdraw(c)
+			if err := j.fail(fmt.Sprintf("delivered %d times without an answer (the worker or its node died, or lost it); max_attempts is %d",
+				c.Failures, d.cfg.MaxAttempts), c.Deliveries); err != nil {
+				d.log.Error("move job to failed jobs", zap.String("id", c.JobID), zap.Error(err))
 			}
 			continue
 		}
-		if j.AutoAck {
-			// At-most-once: the job leaves the database as it leaves for the worker.
-			d.acks.add(j.Fence)
-		}
-		d.pq.Insert(j)
+		ready = append(ready, j)
 	}
-	return len(claimed), nil
+	d.feed.add(ready)
+	return len(got), nil
 }
 
 // retryDelay is exponential backoff with jitter, from 100 ms up to 10 s.

@@ -1,14 +1,14 @@
 // Package driver implements RoadRunner's jobs.Driver and jobs.Job on top of a store.Store.
 //
 // The path of a job: Push inserts it (committed before returning) and wakes the consumer; the
-// consumer claims up to the free prefetch and inserts job handles into RoadRunner's shared
-// priority queue; a PHP worker's reply calls Ack (batched, fenced delete), Requeue or Nack
-// (one fenced statement each).
+// consumer claims up to the free prefetch and hands the jobs, one at a time, to RoadRunner's
+// shared queue (feeder.go); RoadRunner takes one out and asks for its Context(): the job is
+// delivered; the PHP worker's reply calls Ack (batched, fenced delete), Requeue or Nack (one
+// fenced statement each). claim.go holds the states a claimed job goes through on this node.
 package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -28,6 +28,10 @@ const Name = "sql"
 
 const tracerName = "jobs"
 
+// maxDelaySeconds is the longest delay a push or requeue may ask for (100 years): beyond it a
+// time.Duration overflows.
+const maxDelaySeconds = 100 * 365 * 24 * 3600
+
 var _ jobs.Driver = (*Driver)(nil)
 
 // Env is what every driver of the plugin shares.
@@ -36,29 +40,28 @@ type Env struct {
 	Tracer  trace.TracerProvider
 	Prop    propagation.TextMapPropagator
 	Metrics *Metrics
+	// Destroyed tells, while a declared pipeline stops, whether jobs.Destroy stops it (forget it)
+	// rather than a shutdown (keep it for the next start).
+	Destroyed func(pipeline string) bool
+	// Gone is called once a stopped driver holds nothing any more.
+	Gone func(*Driver)
 }
 
 // Driver is one pipeline.
 type Driver struct {
-	cfg     *config.Pipeline
-	conn    *pipeline.Conn
-	pq      jobs.Queue
-	log     *zap.Logger
-	tracer  trace.TracerProvider
-	prop    propagation.TextMapPropagator
-	metrics *Metrics
+	cfg  *config.Pipeline
+	conn *pipeline.Conn
+	env  Env
+	log  *zap.Logger
 
 	// wake nudges the consumer: a local push, freed prefetch, a delayed job falling due.
 	wake chan struct{}
 
-	acks *acker
+	claims *ledger
+	feed   *feeder
+	writes *batcher
 	// unsubscribe stops wake-ups from other nodes' pushes (PostgreSQL notifications).
 	unsubscribe func()
-	// held are the claims not yet answered (in the shared queue or at a worker): the consumer keeps
-	// them within cfg.Prefetch, the heartbeat extends their leases, Stop waits for them to end.
-	heldMu      sync.Mutex
-	held        map[store.Fence]struct{}
-	heldEmpty   *sync.Cond // on heldMu: broadcast when held becomes empty
 	releaseHold func()
 
 	// declared pipelines (jobs.Declare) are kept in the database with their consuming state, so
@@ -78,27 +81,36 @@ type Driver struct {
 // New builds a pipeline's driver on an acquired connection; the consumer starts on Run or Resume.
 func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Driver {
 	d := &Driver{
-		cfg:     cfg,
-		conn:    conn,
-		pq:      pq,
-		log:     env.Log.With(zap.String("pipeline", cfg.Name)),
-		tracer:  env.Tracer,
-		prop:    env.Prop,
-		metrics: env.Metrics,
-		wake:    make(chan struct{}, 1),
+		cfg:  cfg,
+		conn: conn,
+		env:  env,
+		log:  env.Log.With(zap.String("pipeline", cfg.Name)),
+		wake: make(chan struct{}, 1),
+		feed: &feeder{pq: pq, pipeline: cfg.Name},
 	}
-	d.acks = newAcker(conn.Store, d.log, func(took time.Duration) { d.metrics.observeAck(cfg.Name, took) })
-	d.held = map[store.Fence]struct{}{}
-	d.heldEmpty = sync.NewCond(&d.heldMu)
+	d.claims = newLedger(func(unanswered int) {
+		if cfg.Prefetch-unanswered >= d.refillAt() {
+			d.nudge()
+		}
+	})
+	d.writes = newBatcher(conn.Store, d.log,
+		func(c *claim) bool { return d.claims.is(c, delivered) },
+		func(c *claim) { d.claims.settle(c) },
+		func(took time.Duration) { d.env.Metrics.observeAck(cfg.Name, took) })
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)
 	return d
 }
 
 // MarkDeclared records a pipeline created by jobs.Declare (with its declared options) so it
-// survives restarts.
-func (d *Driver) MarkDeclared(ctx context.Context, options map[string]string) error {
-	if err := d.conn.Store.SavePipeline(ctx, d.cfg.Name, options, time.Now()); err != nil {
+// survives restarts. A pipeline re-created from the database at start only confirms its row
+// (restored): if another node destroyed it meanwhile, it is not created again.
+func (d *Driver) MarkDeclared(ctx context.Context, options map[string]string, restored bool) error {
+	save := d.conn.Store.SavePipeline
+	if restored {
+		save = d.conn.Store.KeepPipeline
+	}
+	if err := save(ctx, d.cfg.Name, options); err != nil {
 		return err
 	}
 	d.declared = true
@@ -111,48 +123,51 @@ func (d *Driver) recordConsuming(consuming bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
-	if err := d.conn.Store.SetConsuming(ctx, d.cfg.Name, consuming, time.Now()); err != nil {
+	if err := d.conn.Store.SetConsuming(ctx, d.cfg.Name, consuming); err != nil {
 		d.log.Error("record consuming state of declared pipeline", zap.Error(err))
 	}
 }
 
 // Push stores a job; it is committed when Push returns.
 func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
-	ctx, span := d.tracer.Tracer(tracerName).Start(ctx, "sql_push")
+	ctx, span := d.env.Tracer.Tracer(tracerName).Start(ctx, "sql_push")
 	defer span.End()
 
 	if d.Stopped() {
 		return fmt.Errorf("pipeline %s is stopped", d.cfg.Name)
 	}
-
+	if msg.ID() == "" {
+		return fmt.Errorf("push to pipeline %s: the job has no id (set one: RoadRunner checks it on jobs.Push only, not jobs.PushBatch)", d.cfg.Name)
+	}
+	if msg.Delay() < 0 || msg.Delay() > maxDelaySeconds {
+		return fmt.Errorf("push job %s to pipeline %s: delay %d seconds: use 0 to %d (100 years)", msg.ID(), d.cfg.Name, msg.Delay(), maxDelaySeconds)
+	}
 	headers := make(map[string][]string, len(msg.Headers())+2)
 	maps.Copy(headers, msg.Headers())
-	d.prop.Inject(ctx, propagation.HeaderCarrier(headers))
-
-	now := time.Now()
-	available := now
-	if msg.Delay() > 0 {
-		available = now.Add(time.Duration(msg.Delay()) * time.Second)
-	}
-	err := d.conn.Store.Insert(ctx, store.NewJob{
-		JobID:       msg.ID(),
-		Queue:       d.cfg.Queue,
-		Name:        msg.Name(),
-		Payload:     msg.Payload(),
-		Headers:     headers,
-		Priority:    msg.Priority(),
-		AvailableAt: available,
-		AutoAck:     msg.AutoAck(),
+	d.env.Prop.Inject(ctx, propagation.HeaderCarrier(headers))
+	return d.insert(ctx, store.NewJob{
+		JobID:    msg.ID(),
+		Queue:    d.cfg.Queue,
+		Name:     msg.Name(),
+		Payload:  msg.Payload(),
+		Headers:  headers,
+		Priority: msg.Priority(),
+		Delay:    time.Duration(msg.Delay()) * time.Second,
+		AutoAck:  msg.AutoAck(),
 	})
-	if err != nil {
+}
+
+// insert stores a job and wakes the consumer when it is due.
+func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
+	if err := d.conn.Store.Insert(ctx, job); err != nil {
 		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
 	}
-	d.wakeAt(available)
+	d.wakeAfter(job.Delay)
 	return nil
 }
 
 // Run starts consuming (RoadRunner calls it for pipelines listed in jobs.consume).
-func (d *Driver) Run(ctx context.Context, _ jobs.Pipeline) error {
+func (d *Driver) Run(context.Context, jobs.Pipeline) error {
 	if err := d.start(); err != nil {
 		return err
 	}
@@ -172,8 +187,8 @@ func (d *Driver) Resume(_ context.Context, p string) error {
 	return nil
 }
 
-// Pause stops claiming, takes this pipeline's unstarted jobs back from the shared queue and
-// returns them to ready in the database. Jobs already at a worker finish normally.
+// Pause stops claiming and takes back the jobs no worker has yet, returning them to ready in the
+// database. Jobs already at a worker finish normally.
 func (d *Driver) Pause(ctx context.Context, p string) error {
 	if p != d.cfg.Name {
 		return fmt.Errorf("pause: pipeline %s is not %s", p, d.cfg.Name)
@@ -182,12 +197,13 @@ func (d *Driver) Pause(ctx context.Context, p string) error {
 		return fmt.Errorf("pipeline %s is already paused", d.cfg.Name)
 	}
 	d.recordConsuming(false)
-	return d.releaseQueued(ctx)
+	return d.giveBack(ctx, d.feed.stop())
 }
 
-// Stop ends the pipeline: stop claiming, return unstarted jobs, wait (within ctx) for jobs at
-// workers to be answered, flush acks and release the connection. Answers that arrive later are
-// still safe: they are fenced, and a job they cannot reach is redelivered, never lost.
+// Stop ends the pipeline: stop claiming, give back the jobs no worker has, wait (within ctx) for
+// the jobs at workers to be answered and their answers written, then release the connection. A
+// job still at a worker when ctx ends keeps the connection (and this node's claim on it) until
+// its answer lands: it is never given back while this process may still run it.
 func (d *Driver) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	if d.stopped {
@@ -199,21 +215,28 @@ func (d *Driver) Stop(ctx context.Context) error {
 
 	d.unsubscribe()
 	d.stopConsumer()
-	err := d.releaseQueued(ctx)
+	err := d.giveBack(ctx, d.feed.stop())
 	d.cancelDue()
-	if werr := d.waitIdle(ctx); werr != nil {
-		d.log.Warn("stopping with jobs still at workers; they will be redelivered if their answer comes too late",
-			zap.Int("outstanding", d.holding()))
+	if left := d.claims.waitSettled(ctx); left > 0 {
+		d.log.Warn("stopping with jobs still at workers: this node keeps them until their answers come (or until it is gone: then they run again elsewhere)",
+			zap.Int("jobs", left))
 	}
-	d.acks.close()
-	if d.declared && isDestroy(ctx) {
+	d.writes.close(ctx)
+	if d.declared && d.env.Destroyed != nil && d.env.Destroyed(d.cfg.Name) {
 		if derr := d.conn.Store.DeletePipeline(context.WithoutCancel(ctx), d.cfg.Name); derr != nil {
 			d.log.Error("forget destroyed pipeline", zap.Error(derr))
 		}
 	}
-	d.releaseHold()
-	d.conn.Release(context.WithoutCancel(ctx))
-	d.log.Debug("pipeline stopped")
+	d.env.Metrics.forget(d.cfg.Name)
+	release := context.WithoutCancel(ctx)
+	d.claims.onEmpty(func() {
+		d.releaseHold()
+		d.conn.Release(release)
+		if d.env.Gone != nil {
+			d.env.Gone(d)
+		}
+		d.log.Debug("pipeline stopped")
+	})
 	return err
 }
 
@@ -234,7 +257,7 @@ func (d *Driver) State(ctx context.Context) (*jobs.State, error) {
 	if stopped {
 		return st, nil
 	}
-	c, err := d.conn.Store.Counts(ctx, d.cfg.Queue, time.Now())
+	c, err := d.conn.Store.Counts(ctx, d.cfg.Queue)
 	if err != nil {
 		st.ErrorMessage = err.Error()
 		return st, nil // an error here would blank RoadRunner's whole jobs table
@@ -259,6 +282,22 @@ func (d *Driver) Stopped() bool {
 // Wake makes the consumer look for ready jobs now (after operators made some ready).
 func (d *Driver) Wake() { d.nudge() }
 
+// Held lists the claims not settled (pipeline.Holder): the heartbeat extends their leases.
+func (d *Driver) Held() []store.Fence { return d.claims.fences() }
+
+// Lease is the pipeline's claim deadline (pipeline.Holder).
+func (d *Driver) Lease() time.Duration { return d.cfg.Lease }
+
+// ClaimsLost drops the claims no worker has (pipeline.Holder): this node was declared dead and
+// its jobs went to other nodes. Jobs at workers finish; their answers are fenced off.
+func (d *Driver) ClaimsLost() {
+	d.feed.drain()
+	if n := d.claims.loseClaimed(); n > 0 {
+		d.log.Warn("jobs claimed before this node was declared dead were dropped here without running; other nodes run them",
+			zap.Int("jobs", n))
+	}
+}
+
 func (d *Driver) start() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -271,6 +310,7 @@ func (d *Driver) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.done = make(chan struct{})
+	d.feed.start()
 	go d.consume(ctx, d.done)
 	d.log.Debug("pipeline consuming")
 	return nil
@@ -290,92 +330,30 @@ func (d *Driver) stopConsumer() bool {
 	return true
 }
 
-// releaseQueued takes this pipeline's jobs out of the shared queue (RoadRunner will never answer
-// them) and returns them to ready in the database.
-func (d *Driver) releaseQueued(ctx context.Context) error {
-	removed := d.pq.Remove(d.cfg.Name)
-	if len(removed) == 0 {
+// giveBack returns jobs no worker got to ready in the database.
+func (d *Driver) giveBack(ctx context.Context, taken []*Job) error {
+	var withdrawn []*claim
+	for _, j := range taken {
+		if d.claims.withdraw(j.c) {
+			withdrawn = append(withdrawn, j.c)
+		}
+	}
+	if len(withdrawn) == 0 {
 		return nil
 	}
-	fences := make([]store.Fence, 0, len(removed))
-	for _, it := range removed {
-		j, ok := it.(*Job)
-		if !ok || !j.answer() {
-			continue
-		}
-		if !j.AutoAck {
-			fences = append(fences, j.Fence)
-		}
+	fences := make([]store.Fence, len(withdrawn))
+	for i, c := range withdrawn {
+		fences[i] = c.Fence
 	}
 	n, err := d.conn.Store.Release(context.WithoutCancel(ctx), fences)
+	for _, c := range withdrawn {
+		d.claims.settle(c)
+	}
 	if err != nil {
-		// They stay reserved by this node and come back when the node is reaped.
+		// They stay reserved by this node and come back when their lease runs out.
 		return fmt.Errorf("pipeline %s: return %d unstarted jobs to ready: %w", d.cfg.Name, len(fences), err)
 	}
 	d.log.Debug("unstarted jobs returned to ready", zap.Int64("jobs", n))
-	return nil
-}
-
-// Held lists the claims not yet answered (pipeline.Holder).
-func (d *Driver) Held() []store.Fence {
-	d.heldMu.Lock()
-	defer d.heldMu.Unlock()
-	out := make([]store.Fence, 0, len(d.held))
-	for f := range d.held {
-		out = append(out, f)
-	}
-	return out
-}
-
-// Lease is the pipeline's claim deadline (pipeline.Holder).
-func (d *Driver) Lease() time.Duration { return d.cfg.Lease }
-
-// hold records freshly claimed jobs.
-func (d *Driver) hold(claimed []store.Job) {
-	d.heldMu.Lock()
-	defer d.heldMu.Unlock()
-	for i := range claimed {
-		d.held[claimed[i].Fence] = struct{}{}
-	}
-}
-
-// holding is the number of claims not yet answered.
-func (d *Driver) holding() int {
-	d.heldMu.Lock()
-	defer d.heldMu.Unlock()
-	return len(d.held)
-}
-
-// settle is called once per claimed job when it is answered or taken back.
-func (d *Driver) settle(f store.Fence) {
-	d.heldMu.Lock()
-	delete(d.held, f)
-	left := len(d.held)
-	if left == 0 {
-		d.heldEmpty.Broadcast()
-	}
-	d.heldMu.Unlock()
-	if d.cfg.Prefetch-left >= d.refillAt() {
-		d.nudge()
-	}
-}
-
-// waitIdle waits until every claim is answered, or ctx ends.
-func (d *Driver) waitIdle(ctx context.Context) error {
-	stopWatch := context.AfterFunc(ctx, func() {
-		d.heldMu.Lock()
-		d.heldEmpty.Broadcast()
-		d.heldMu.Unlock()
-	})
-	defer stopWatch()
-	d.heldMu.Lock()
-	defer d.heldMu.Unlock()
-	for len(d.held) > 0 {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.heldEmpty.Wait()
-	}
 	return nil
 }
 
@@ -386,13 +364,13 @@ func (d *Driver) nudge() {
 	}
 }
 
-// wakeAt nudges the consumer now, or arms one timer for the earliest delayed job pushed here.
-func (d *Driver) wakeAt(at time.Time) {
-	wait := time.Until(at)
-	if wait <= 0 {
+// wakeAfter nudges the consumer now, or arms one timer for the earliest delayed job pushed here.
+func (d *Driver) wakeAfter(delay time.Duration) {
+	if delay <= 0 {
 		d.nudge()
 		return
 	}
+	at := time.Now().Add(delay)
 	d.dueMu.Lock()
 	defer d.dueMu.Unlock()
 	if d.dueTimer != nil && !d.dueAt.IsZero() && !at.Before(d.dueAt) {
@@ -402,7 +380,7 @@ func (d *Driver) wakeAt(at time.Time) {
 		d.dueTimer.Stop()
 	}
 	d.dueAt = at
-	d.dueTimer = time.AfterFunc(wait, func() {
+	d.dueTimer = time.AfterFunc(delay, func() {
 		d.dueMu.Lock()
 		d.dueAt = time.Time{}
 		d.dueMu.Unlock()
@@ -417,14 +395,3 @@ func (d *Driver) cancelDue() {
 		d.dueTimer.Stop()
 	}
 }
-
-// isDestroy tells jobs.Destroy from a shutdown: both end in Stop, and Endure stops plugins
-// concurrently, so no flag of ours can tell them apart. The jobs plugin (v5) runs Destroy under
-// a span named "destroy_pipeline". If that span cannot be seen (a sampler dropped it), the
-// pipeline is kept: after a restart it comes back with its jobs, nothing is lost.
-func isDestroy(ctx context.Context) bool {
-	named, ok := trace.SpanFromContext(ctx).(interface{ Name() string })
-	return ok && named.Name() == "destroy_pipeline"
-}
-
-var errLostClaim = errors.New("the job's claim no longer holds (it was recovered by another node or already answered)")

@@ -2,11 +2,11 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	// The worker's context is encoded for every job: see the note in store on this encoder.
@@ -17,103 +17,96 @@ import (
 
 var _ jobs.Job = (*Job)(nil)
 
-// answerTimeout bounds the database call behind one Requeue or Nack (RoadRunner gives no context).
+// answerTimeout bounds the database call behind one answer (RoadRunner gives no context).
 const answerTimeout = 30 * time.Second
 
-// Job is a claimed job on its way to, or at, a PHP worker.
+// DeliveryHeader carries the delivery number (1 for the first) to PHP. The name is the driver's:
+// a header the application sets under it is replaced at each delivery.
+const DeliveryHeader = "x-sql-delivery"
+
+// Job is a claimed job on its way to, or at, a PHP worker: the handle RoadRunner's jobs plugin
+// holds. Its answers move the claim through the ledger's states (see claim.go).
 type Job struct {
-	store.Job
-	drv *Driver
-	// heapKey orders the shared queue (see Priority).
-	heapKey int64
-	// answered makes the first answer (or a take-back by Pause/Stop) the only one that counts.
-	answered atomic.Bool
+	c *claim
+	d *Driver
 }
 
-// seq numbers jobs as they enter the shared queue, process-wide.
-var seq atomic.Int64
-
-func (d *Driver) newJob(sj store.Job) *Job {
-	return &Job{Job: sj, drv: d, heapKey: heapKey(sj.Priority, seq.Add(1))}
-}
-
-// heapKey packs (priority, arrival) into one int64. RoadRunner's shared queue is a binary heap on
-// Priority() alone, which does not keep the order of equal priorities; with the arrival number in
-// the low 40 bits, jobs of equal priority leave the heap in the order they were claimed (FIFO).
-// Priorities are clamped to ±2^22, far beyond any used in practice.
-func heapKey(priority, arrival int64) int64 {
-	const lim = 1 << 22
-	priority = min(max(priority, -lim), lim-1)
-	return priority<<40 | arrival&(1<<40-1)
-}
+var (
+	errTakenBack = errors.New("the job was taken back from this node before a worker got it")
+	errLostClaim = errors.New("the job's claim no longer holds (it was recovered by another node)")
+)
 
 // ID is the id given by the pusher.
-func (j *Job) ID() string { return j.JobID }
+func (j *Job) ID() string { return j.c.JobID }
 
 // GroupID is the pipeline name: RoadRunner removes a pipeline's jobs from its queue by it.
-func (j *Job) GroupID() string { return j.drv.cfg.Name }
+func (j *Job) GroupID() string { return j.d.cfg.Name }
 
-// Priority is the shared queue's ordering key, not the job's priority (see heapKey).
-func (j *Job) Priority() int64 { return j.heapKey }
+// Priority is the job's priority: RoadRunner's queue is shared with every other driver.
+func (j *Job) Priority() int64 { return j.c.Priority }
 
 // Body is the payload.
-func (j *Job) Body() []byte { return j.Payload }
+func (j *Job) Body() []byte { return j.c.Payload }
 
 // Headers are the job's headers (user headers plus trace context).
-func (j *Job) Headers() map[string][]string { return j.Job.Headers }
+func (j *Job) Headers() map[string][]string { return j.c.Headers }
 
-// AttemptHeader carries the delivery number (1 for the first) to PHP.
-const AttemptHeader = "attempts"
-
-// Context is the JSON the PHP worker receives beside the body: the stored headers (the PHP
-// client reads them unguarded, so never null) plus the delivery number.
+// Context is asked for by RoadRunner right after it takes the job out of its queue, to hand it to
+// a worker: the job is delivered from here on. The JSON carries the stored headers (the PHP client
+// reads them unguarded, so never null) plus the delivery number.
 func (j *Job) Context() ([]byte, error) {
-	headers := make(map[string][]string, len(j.Job.Headers)+1)
-	maps.Copy(headers, j.Job.Headers)
-	headers[AttemptHeader] = []string{strconv.FormatInt(j.Attempts, 10)}
-	return json.Marshal(struct {
+	d := j.d
+	d.feed.taken(j)
+	headers := make(map[string][]string, len(j.c.Headers)+1)
+	maps.Copy(headers, j.c.Headers)
+	headers[DeliveryHeader] = []string{strconv.FormatInt(j.c.Deliveries+1, 10)}
+	body, err := json.Marshal(struct {
 		ID       string              `json:"id"`
 		Job      string              `json:"job"`
 		Driver   string              `json:"driver"`
 		Headers  map[string][]string `json:"headers"`
 		Queue    string              `json:"queue"`
 		Pipeline string              `json:"pipeline"`
-	}{j.JobID, j.Name, Name, headers, j.drv.cfg.Queue, j.drv.cfg.Name})
-}
-
-// answer claims the right to answer; false if the job was already answered or taken back.
-func (j *Job) answer() bool {
-	if j.answered.Swap(true) {
-		return false
+	}{j.c.JobID, j.c.Name, Name, headers, d.cfg.Queue, d.cfg.Name})
+	if err != nil {
+		return nil, err
 	}
-	j.drv.settle(j.Fence)
-	return true
+	if !d.claims.deliver(j.c) {
+		return nil, errTakenBack // RoadRunner then calls Nack, which finds nothing to do
+	}
+	if j.c.AutoAck {
+		// At most once: the job leaves the database now that a worker has it.
+		d.claims.answer(j.c)
+		d.writes.ack(j.c)
+	} else {
+		d.writes.delivered(j.c)
+	}
+	return body, nil
 }
 
 // Ack deletes the job (batched with other acks; a lost ack means a redelivery, never a loss).
 func (j *Job) Ack() error {
-	if !j.answer() || j.AutoAck {
-		return nil
+	if j.d.claims.answer(j.c) {
+		j.d.writes.ack(j.c)
 	}
-	j.drv.acks.add(j.Fence)
 	return nil
 }
 
 // Nack is RoadRunner's answer when the delivery failed without a reply from PHP: the worker
-// crashed, exceeded exec_ttl, no worker was free, or it returned an error frame. The job is retried
-// with backoff until max_attempts deliveries, then moved to the failed jobs.
+// crashed, exceeded exec_ttl, no worker was free, or it returned an error frame. The job is
+// retried with backoff until max_attempts such deliveries, then moved to the failed jobs.
 func (j *Job) Nack() error {
+	if !j.d.claims.answer(j.c) {
+		return nil // taken back, lost, auto_ack (gone at delivery) or answered already
+	}
 	const reason = "the worker failed, crashed or returned an error"
-	if j.AutoAck {
-		j.answer() // at-most-once: the job already left the database
-		return nil
+	cfg := j.d.cfg
+	failures := j.c.Failures + 1
+	if failures >= int64(cfg.MaxAttempts) {
+		return j.fail(fmt.Sprintf("%s (%d deliveries without an answer; max_attempts is %d)", reason, failures, cfg.MaxAttempts), j.c.Deliveries+1)
 	}
-	cfg := j.drv.cfg
-	if j.Attempts >= int64(cfg.MaxAttempts) {
-		return j.fail(fmt.Sprintf("%s (delivery %d of max_attempts %d)", reason, j.Attempts, cfg.MaxAttempts))
-	}
-	j.drv.metrics.countRetried(cfg.Name)
-	return j.requeue(nil, cfg.RetryDelay(j.Attempts, rand.Float64()), reason)
+	j.d.env.Metrics.countRetried(cfg.Name)
+	return j.requeue(store.Requeue{Headers: j.c.Headers, Delay: cfg.RetryDelay(failures, rand.Float64()), Failed: true, LastError: reason})
 }
 
 // NackWithOptions requeues (after delay seconds) or fails the job, as the worker asked.
@@ -121,63 +114,62 @@ func (j *Job) NackWithOptions(requeue bool, delay int) error {
 	if requeue {
 		return j.Requeue(nil, delay)
 	}
-	return j.fail("rejected by the worker (nack)")
-}
-
-// Requeue makes the job ready again after delay seconds with the headers merged in, in one statement.
-func (j *Job) Requeue(headers map[string][]string, delay int) error {
-	return j.requeue(headers, time.Duration(max(delay, 0))*time.Second, "")
-}
-
-func (j *Job) requeue(headers map[string][]string, delay time.Duration, lastError string) error {
-	if !j.answer() {
+	if !j.d.claims.answer(j.c) {
 		return nil
 	}
-	merged := maps.Clone(j.Job.Headers)
+	return j.fail("rejected by the worker (nack)", j.c.Deliveries+1)
+}
+
+// Requeue makes the job ready again after delay seconds with the headers merged in, in one
+// statement. The worker asked for it: it is an answer, not a failed delivery.
+func (j *Job) Requeue(headers map[string][]string, delay int) error {
+	merged := maps.Clone(j.c.Headers)
 	if merged == nil {
 		merged = map[string][]string{}
 	}
 	maps.Copy(merged, headers)
-	available := time.Now().Add(delay)
+	delete(merged, DeliveryHeader) // the PHP client sends back what it received
+	wait := time.Duration(min(max(delay, 0), maxDelaySeconds)) * time.Second
+	if j.c.AutoAck {
+		// The row left the database when the job reached the worker: requeue means pushing it again.
+		return j.d.insert(context.Background(), store.NewJob{JobID: j.c.JobID, Queue: j.d.cfg.Queue, Name: j.c.Name,
+			Payload: j.c.Payload, Headers: merged, Priority: j.c.Priority, Delay: wait, AutoAck: true})
+	}
+	if !j.d.claims.answer(j.c) {
+		return nil
+	}
+	return j.requeue(store.Requeue{Headers: merged, Delay: wait})
+}
 
+// requeue writes an answered claim back to ready; the claim settles once the statement is done.
+func (j *Job) requeue(r store.Requeue) error {
 	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
-	d := j.drv
-	if j.AutoAck {
-		// The row left the database when the job was claimed: requeue means pushing it again.
-		err := d.conn.Store.Insert(ctx, store.NewJob{
-			JobID: j.JobID, Queue: d.cfg.Queue, Name: j.Name, Payload: j.Payload, Headers: merged,
-			Priority: j.Job.Priority, AvailableAt: available, AutoAck: true,
-		})
-		if err != nil {
-			return fmt.Errorf("requeue job %s: %w", j.JobID, err)
-		}
-	} else {
-		ok, err := d.conn.Store.Requeue(ctx, j.Fence, merged, available, lastError)
-		if err != nil {
-			return fmt.Errorf("requeue job %s: %w", j.JobID, err)
-		}
-		if !ok {
-			return fmt.Errorf("requeue job %s: %w", j.JobID, errLostClaim)
-		}
+	ok, err := j.d.conn.Store.Requeue(ctx, j.c.Fence, r)
+	j.d.claims.settle(j.c)
+	if err != nil {
+		return fmt.Errorf("requeue job %s: %w", j.c.JobID, err)
 	}
-	d.wakeAt(available)
+	if !ok {
+		return fmt.Errorf("requeue job %s: %w", j.c.JobID, errLostClaim)
+	}
+	j.d.wakeAfter(r.Delay)
 	return nil
 }
 
-func (j *Job) fail(reason string) error {
-	if !j.answer() || j.AutoAck {
-		return nil
-	}
+// fail moves an answered (or withdrawn) claim to the failed jobs; it settles once the
+// transaction is done.
+func (j *Job) fail(reason string, deliveries int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
-	ok, err := j.drv.conn.Store.Fail(ctx, j.Fence, reason, time.Now())
+	ok, err := j.d.conn.Store.Fail(ctx, j.c.Fence, reason, deliveries)
+	j.d.claims.settle(j.c)
 	if err != nil {
-		return fmt.Errorf("move job %s to failed jobs: %w", j.JobID, err)
+		return fmt.Errorf("move job %s to failed jobs: %w", j.c.JobID, err)
 	}
 	if !ok {
-		return fmt.Errorf("move job %s to failed jobs: %w", j.JobID, errLostClaim)
+		return fmt.Errorf("move job %s to failed jobs: %w", j.c.JobID, errLostClaim)
 	}
-	j.drv.metrics.countFailed(j.drv.cfg.Name)
+	j.d.env.Metrics.countFailed(j.d.cfg.Name)
 	return nil
 }

@@ -67,6 +67,18 @@ func (m *Metrics) countRetried(pipeline string) {
 	}
 }
 
+// forget removes a stopped pipeline's series: pipelines declared and destroyed at runtime must
+// not grow the scrape.
+func (m *Metrics) forget(pipeline string) {
+	if m == nil {
+		return
+	}
+	m.claimSeconds.DeleteLabelValues(pipeline)
+	m.ackSeconds.DeleteLabelValues(pipeline)
+	m.failed.DeleteLabelValues(pipeline)
+	m.retried.DeleteLabelValues(pipeline)
+}
+
 // depthCollector counts queue depth from the database at scrape time, so every node reports the
 // truth of the shared queue, not its own view.
 type depthCollector struct {
@@ -80,7 +92,7 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, d := range c.live() {
-		st, err := d.conn.Store.Stats(ctx, d.cfg.Queue, time.Now())
+		st, err := d.conn.Store.Stats(ctx, d.cfg.Queue)
 		if err != nil {
 			d.log.Warn("queue depth for metrics", zap.Error(err))
 			continue

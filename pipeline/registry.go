@@ -26,11 +26,13 @@ type Registry struct {
 
 	mu    sync.Mutex
 	conns map[string]*Conn
+	// restored are the declared pipelines this node is re-creating from the database right now.
+	restored map[string]struct{}
 }
 
 // NewRegistry makes a registry for the parsed `sql:` section.
 func NewRegistry(cfg *config.Global, log *zap.Logger) *Registry {
-	return &Registry{cfg: cfg, log: log, conns: map[string]*Conn{}}
+	return &Registry{cfg: cfg, log: log, conns: map[string]*Conn{}, restored: map[string]struct{}{}}
 }
 
 // Conn is an open connection: its store and the node id this process claims jobs under.
@@ -55,6 +57,10 @@ type Holder interface {
 	// Held lists the claims still queued or running here.
 	Held() []store.Fence
 	Lease() time.Duration
+	// ClaimsLost tells the holder that its claims no longer hold: another node declared this one
+	// dead (it missed heartbeats: a freeze, a long GC pause, a network cut) and gave its jobs to
+	// others. Jobs not yet at a worker must not reach one here.
+	ClaimsLost()
 }
 
 // Hold makes the heartbeat extend the holder's leases until the returned function is called.
@@ -70,21 +76,26 @@ func (c *Conn) Hold(h Holder) (release func()) {
 }
 
 // extendLeases pushes the deadline of every job this node still holds.
-func (c *Conn) extendLeases(ctx context.Context, now time.Time) error {
-	c.subMu.Lock()
-	holders := make([]Holder, 0, len(c.holders))
-	for h := range c.holders {
-		holders = append(holders, h)
-	}
-	c.subMu.Unlock()
-	for _, h := range holders {
+func (c *Conn) extendLeases(ctx context.Context) error {
+	for _, h := range c.holdersNow() {
 		if held := h.Held(); len(held) > 0 {
-			if _, err := c.Store.Extend(ctx, held, now.Add(h.Lease())); err != nil {
+			if _, err := c.Store.Extend(ctx, held, h.Lease()); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// holdersNow lists the holders.
+func (c *Conn) holdersNow() []Holder {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	out := make([]Holder, 0, len(c.holders))
+	for h := range c.holders {
+		out = append(out, h)
+	}
+	return out
 }
 
 // Subscribe registers a callback run when another node (or a plain SQL insert) makes a job of the
@@ -174,12 +185,12 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 	case config.SQLite:
 		st, err = store.OpenSQLite(ctx, store.SQLiteOptions{
 			Path: cc.DSN, Synchronous: cc.Synchronous, BusyTimeout: cc.BusyTimeout, MaxReadConns: cc.MaxOpenConns,
-			SkipMigrations: !cc.Migrate,
+			SkipMigrations: !cc.Migrate, MigrateTimeout: cc.MigrateTimeout,
 		})
 	case config.Postgres:
-		st, err = store.OpenPostgres(ctx, cc.DSN, cc.MaxOpenConns, cc.Migrate)
+		st, err = store.OpenPostgres(ctx, serverOptions(cc))
 	case config.MySQL:
-		st, err = store.OpenMySQL(ctx, cc.DSN, cc.MaxOpenConns, cc.Migrate)
+		st, err = store.OpenMySQL(ctx, serverOptions(cc))
 	default:
 		err = fmt.Errorf("unknown dialect %q (allowed: %s, %s, %s)", cc.Dialect, config.SQLite, config.Postgres, config.MySQL)
 	}
@@ -189,16 +200,18 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 
 	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1,
 		subs: map[string]map[*func()]struct{}{}, holders: map[Holder]struct{}{}}
-	now := time.Now()
-	if err = st.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}, now); err == nil {
-		err = c.reap(ctx, now)
+	startCtx, cancel := context.WithTimeout(ctx, cc.ConnectTimeout)
+	defer cancel()
+	if err = st.RegisterNode(startCtx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}); err == nil {
+		err = c.reap(startCtx)
 	}
 	if err != nil {
 		_ = st.Close()
-		return nil, fmt.Errorf("connection %q: %w", cc.Name, err)
+		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, cc.Redacted(), err)
 	}
-	upkeepCtx, cancel := context.WithCancel(context.Background())
-	c.stop = cancel
+	c.checkClock(startCtx)
+	upkeepCtx, stop := context.WithCancel(context.Background())
+	c.stop = stop
 	c.upkeep.Add(2)
 	go c.keepAlive(upkeepCtx)
 	go c.listen(upkeepCtx)
@@ -207,8 +220,24 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 	return c, nil
 }
 
+func serverOptions(cc *config.Connection) store.ServerOptions {
+	return store.ServerOptions{DSN: cc.DSN, MaxOpenConns: cc.MaxOpenConns, Migrate: cc.Migrate,
+		ConnectTimeout: cc.ConnectTimeout, MigrateTimeout: cc.MigrateTimeout}
+}
+
+// checkClock warns when this node's clock is far from the database's. Nothing depends on it (the
+// store compares times on the database's clock only), but logs and metrics of this node are off.
+func (c *Conn) checkClock(ctx context.Context) {
+	skew, err := c.Store.ClockSkew(ctx)
+	if err == nil && (skew > time.Second || skew < -time.Second) {
+		c.reg.log.Warn("this node's clock is off the database's; leases and heartbeats use the database's clock, but check this host's time synchronisation",
+			zap.String("connection", c.Name), zap.Duration("database_ahead_by", skew))
+	}
+}
+
 // Release drops one reference; the last one unregisters the node (returning whatever it still
-// holds to ready, since its acks can no longer land) and closes the store.
+// holds to ready, since its acks can no longer land) and closes the store. A pipeline releases
+// its reference only once no job of it is at a worker (see driver.Stop).
 func (c *Conn) Release(ctx context.Context) {
 	r := c.reg
 	r.mu.Lock()
@@ -223,13 +252,12 @@ func (c *Conn) Release(ctx context.Context) {
 	}
 	c.stop()
 	c.upkeep.Wait()
-	released, err := c.Store.RemoveNode(ctx, c.NodeID)
-	if err != nil {
+	if released, err := c.Store.RemoveNode(ctx, c.NodeID); err != nil {
 		r.log.Error("unregister node", zap.String("connection", c.Name), zap.Error(err))
 	} else if released > 0 {
 		r.log.Warn("jobs still held at shutdown returned to ready", zap.String("connection", c.Name), zap.Int64("jobs", released))
 	}
-	if err = c.Store.Close(); err != nil {
+	if err := c.Store.Close(); err != nil {
 		r.log.Error("close connection", zap.String("connection", c.Name), zap.Error(err))
 	}
 	r.log.Info("sql connection closed", zap.String("connection", c.Name))
@@ -247,24 +275,17 @@ func (c *Conn) keepAlive(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := time.Now()
 		opCtx, cancel := context.WithTimeout(ctx, c.cfg.HeartbeatInterval)
-		alive, err := c.Store.Heartbeat(opCtx, c.NodeID, now)
-		if err == nil && !alive {
-			// Another node declared us dead (we missed heartbeats) and released our jobs; our fences no
-			// longer hold, so register again and carry on.
-			c.reg.log.Warn("node was declared dead by another node; registering again", zap.String("node", c.NodeID))
-			err = c.Store.RegisterNode(opCtx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}, now)
+		err := c.heartbeat(opCtx)
+		if err == nil {
+			err = c.extendLeases(opCtx)
 		}
 		if err == nil {
-			err = c.extendLeases(opCtx, now)
+			err = c.reap(opCtx)
 		}
-		if err == nil {
-			err = c.reap(opCtx, now)
-		}
-		if err == nil && c.cfg.FailedRetention > 0 && now.Sub(pruned) >= min(time.Minute, c.cfg.FailedRetention) {
-			pruned = now
-			err = c.pruneFailed(opCtx, now)
+		if err == nil && c.cfg.FailedRetention > 0 && time.Since(pruned) >= min(time.Minute, c.cfg.FailedRetention) {
+			pruned = time.Now()
+			err = c.pruneFailed(opCtx)
 		}
 		cancel()
 		if err != nil && ctx.Err() == nil {
@@ -273,33 +294,49 @@ func (c *Conn) keepAlive(ctx context.Context) {
 	}
 }
 
+// heartbeat proves the node alive. If another node declared it dead meanwhile (it missed its
+// heartbeats for node_ttl: frozen, paused, cut off), its jobs went to other nodes: the holders
+// drop the claims they still have, and the node registers again.
+func (c *Conn) heartbeat(ctx context.Context) error {
+	alive, err := c.Store.Heartbeat(ctx, c.NodeID)
+	if err != nil || alive {
+		return err
+	}
+	c.reg.log.Warn("this node was declared dead by another node (it missed its heartbeats for node_ttl); its jobs went to other nodes, and those it had not yet handed to a worker are dropped here",
+		zap.String("connection", c.Name), zap.String("node", c.NodeID), zap.Duration("node_ttl", c.cfg.NodeTTL))
+	for _, h := range c.holdersNow() {
+		h.ClaimsLost()
+	}
+	return c.Store.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()})
+}
+
 // reap declares dead the nodes whose heartbeat is older than the TTL, and at once those of this
 // host whose process is gone (so a restarted rr gets its crashed predecessor's jobs back without
 // waiting for the TTL), then returns their jobs to ready.
-func (c *Conn) reap(ctx context.Context, now time.Time) error {
+func (c *Conn) reap(ctx context.Context) error {
 	nodes, err := c.Store.Nodes(ctx)
 	if err != nil {
 		return err
 	}
 	var dead []string
 	for _, n := range nodes {
-		if n.ID != c.NodeID && n.Host == hostIdentity && n.PID != os.Getpid() && !processAlive(n.PID) {
+		if n.ID != c.NodeID && sameHostDeadProcess(n) {
 			dead = append(dead, n.ID)
 		}
 	}
-	released, err := c.Store.Reap(ctx, now, now.Add(-c.cfg.NodeTTL), dead)
+	released, err := c.Store.Reap(ctx, c.cfg.NodeTTL, dead)
 	if err != nil {
 		return err
 	}
 	if released > 0 {
-		c.reg.log.Warn("jobs of dead nodes returned to ready", zap.String("connection", c.Name), zap.Int64("jobs", released))
+		c.reg.log.Warn("jobs of dead nodes, or whose lease ran out, returned to ready", zap.String("connection", c.Name), zap.Int64("jobs", released))
 	}
 	return nil
 }
 
 // pruneFailed deletes failed jobs older than the retention, a batch per statement (no long locks).
-func (c *Conn) pruneFailed(ctx context.Context, now time.Time) error {
-	n, err := c.Store.PruneFailed(ctx, now.Add(-c.cfg.FailedRetention), 1000)
+func (c *Conn) pruneFailed(ctx context.Context) error {
+	n, err := c.Store.PruneFailed(ctx, c.cfg.FailedRetention, 1000)
 	if n > 0 {
 		c.reg.log.Info("failed jobs past their retention deleted", zap.String("connection", c.Name), zap.Int64("jobs", n))
 	}
@@ -310,17 +347,4 @@ func newNodeID() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// hostIdentity is the hostname plus the pid namespace: two processes can compare pids only when
-// both are equal (containers on one host share a hostname but not a pid namespace).
-var hostIdentity = readHostIdentity()
-
-func readHostIdentity() string {
-	h, _ := os.Hostname()
-	ns, err := os.Readlink("/proc/self/ns/pid")
-	if err != nil {
-		return h + "/?" + newNodeID() // unknown namespace: never match another process
-	}
-	return h + "/" + ns
 }

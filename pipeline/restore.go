@@ -13,6 +13,7 @@ import (
 	jobsProto "github.com/roadrunner-server/api/v4/build/jobs/v1"
 	goridgeRpc "github.com/roadrunner-server/goridge/v3/pkg/rpc"
 	"github.com/rr-sql/sqljobs/config"
+	"github.com/rr-sql/sqljobs/store"
 	"go.uber.org/zap"
 )
 
@@ -58,7 +59,13 @@ func (r *Registry) RestoreDeclared(ctx context.Context, rpcAddr string) error {
 	}
 	defer client.Close()
 	for _, p := range all {
+		r.restoring(p.name, true)
 		err := client.Call("jobs.Declare", &jobsProto.DeclareRequest{Pipeline: p.options}, &jobsProto.Empty{})
+		r.restoring(p.name, false)
+		if err != nil && strings.Contains(err.Error(), store.ErrPipelineGone.Error()) {
+			r.log.Info("declared pipeline destroyed by another node while this one restored it; not restored", zap.String("pipeline", p.name))
+			continue
+		}
 		if err != nil && !strings.Contains(err.Error(), "already exists") {
 			r.log.Error("restore declared pipeline", zap.String("pipeline", p.name), zap.Error(err))
 			continue
@@ -73,6 +80,45 @@ func (r *Registry) RestoreDeclared(ctx context.Context, rpcAddr string) error {
 		r.log.Info("declared pipeline restored", zap.String("pipeline", p.name), zap.Bool("consuming", p.consuming))
 	}
 	return nil
+}
+
+// restoring marks a pipeline as being re-created from the database by this node's restore.
+func (r *Registry) restoring(name string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.restored[name] = struct{}{}
+	} else {
+		delete(r.restored, name)
+	}
+}
+
+// Restoring tells whether a pipeline being declared is one this node re-creates from the
+// database (and so must not be saved again if another node destroyed it meanwhile).
+func (r *Registry) Restoring(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.restored[name]
+	return ok
+}
+
+// Pipelines lists the pipelines RoadRunner's jobs plugin has (jobs.List), through its RPC at
+// rpcAddr. jobs.Destroy removes a pipeline from that list before it stops its driver; a shutdown
+// stops the drivers first: a stopping driver that is no longer listed is being destroyed.
+func Pipelines(ctx context.Context, rpcAddr string) ([]string, error) {
+	if rpcAddr == "" {
+		return nil, errors.New("the rpc plugin is not configured (rpc.listen)")
+	}
+	client, err := dialRPC(ctx, rpcAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	var out jobsProto.Pipelines
+	if err := client.Call("jobs.List", &jobsProto.Empty{}, &out); err != nil {
+		return nil, fmt.Errorf("jobs.List: %w", err)
+	}
+	return out.GetPipelines(), nil
 }
 
 // dialRPC connects to RoadRunner's RPC listener, waiting for it to come up.

@@ -95,13 +95,13 @@ func (s *Service) Stats(in *StatsRequest, out *StatsResponse) error {
 	sort.Strings(names)
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	out.Stats = out.Stats[:0]
+	out.Stats = []PipelineStats{} // [] in JSON, never null: PHP's count() throws on null
 	for _, name := range names {
 		t, err := s.target(name)
 		if err != nil {
 			return err
 		}
-		st, err := t.Store.Stats(ctx, t.Queue, time.Now())
+		st, err := t.Store.Stats(ctx, t.Queue)
 		if err != nil {
 			return fmt.Errorf("stats of %s: %w", name, err)
 		}
@@ -147,11 +147,11 @@ func (s *Service) Groups(in *GroupsRequest, out *GroupsResponse) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	groups, err := t.Store.CountByHeader(ctx, t.Queue, in.Header, time.Now())
+	groups, err := t.Store.CountByHeader(ctx, t.Queue, in.Header)
 	if err != nil {
 		return err
 	}
-	out.Groups = out.Groups[:0]
+	out.Groups = []GroupStats{}
 	for _, g := range groups {
 		out.Groups = append(out.Groups, GroupStats{Value: g.Value, Ready: g.Ready, Delayed: g.Delayed, Reserved: g.Reserved})
 	}
@@ -273,7 +273,7 @@ func (s *Service) FailedList(in *FailedListRequest, out *FailedListResponse) err
 	if err != nil {
 		return err
 	}
-	out.Jobs = out.Jobs[:0]
+	out.Jobs = []FailedJob{}
 	for _, j := range jobs {
 		out.Jobs = append(out.Jobs, FailedJob{
 			ID: j.ID, JobID: j.JobID, Job: j.Name, Pipeline: in.Pipeline, Payload: string(j.Payload), Headers: j.Headers,
@@ -313,7 +313,7 @@ func (s *Service) FailedRetry(in *FailedRequest, out *CountResponse) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	if out.Count, err = t.Store.RetryFailed(ctx, sel, time.Now()); err != nil {
+	if out.Count, err = t.Store.RetryFailed(ctx, sel); err != nil {
 		return err
 	}
 	t.Wake()

@@ -60,8 +60,7 @@ func BenchmarkClaimAndAck100(b *testing.B) {
 		b.ResetTimer()
 		done := 0
 		for done < b.N {
-			now := time.Now()
-			got, err := s.Claim(ctx, ClaimRequest{Queue: "bench", Node: "n", Limit: batch, Now: now, LeaseUntil: now.Add(time.Minute)})
+			got, err := s.Claim(ctx, ClaimRequest{Queue: "bench", Node: "n", Limit: batch, Lease: time.Minute})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -75,7 +74,7 @@ func BenchmarkClaimAndAck100(b *testing.B) {
 			for i, j := range got {
 				fences[i] = j.Fence
 			}
-			if _, err := s.Ack(ctx, fences); err != nil {
+			if _, err := s.Write(ctx, Batch{Acks: fences}); err != nil {
 				b.Fatal(err)
 			}
 			done += len(got)

@@ -4,13 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 //go:embed migrations
@@ -71,7 +75,10 @@ func SchemaSQL(dialectName string) (string, error) {
 }
 
 // Nodes starting at once take a lock first (advisory lock, GET_LOCK, SQLite's write lock).
-func (s *sqlStore) migrate(ctx context.Context) error {
+func (s *sqlStore) migrate(ctx context.Context) error { return s.migrateUpTo(ctx, math.MaxInt) }
+
+// migrateUpTo applies the migrations up to version last (the tests start from older schemas).
+func (s *sqlStore) migrateUpTo(ctx context.Context, last int) error {
 	migrations, err := Migrations(s.d.name)
 	if err != nil {
 		return err
@@ -92,6 +99,9 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("create rr_schema_migrations: %w", err)
 	}
 	for _, m := range migrations {
+		if m.Version > last {
+			break
+		}
 		if err := s.applyMigration(ctx, conn, m); err != nil {
 			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
@@ -117,7 +127,7 @@ func (s *sqlStore) applyMigration(ctx context.Context, conn *sql.Conn, m Migrati
 		statements = splitStatements(m.SQL)
 	}
 	for _, st := range statements {
-		if _, err = tx.ExecContext(ctx, st); err != nil {
+		if _, err = tx.ExecContext(ctx, st); err != nil && !alreadyApplied(err) {
 			return err
 		}
 	}
@@ -126,6 +136,13 @@ func (s *sqlStore) applyMigration(ctx context.Context, conn *sql.Conn, m Migrati
 		return err
 	}
 	return tx.Commit()
+}
+
+// alreadyApplied tells a MySQL DDL statement that a crash left applied without its version row
+// (MySQL commits each DDL statement on its own): a column or index that exists already.
+func alreadyApplied(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1060 || me.Number == 1061) // duplicate column, duplicate key name
 }
 
 // splitStatements cuts a migration file at the semicolons that end a line; comment lines are dropped.
@@ -152,18 +169,42 @@ func splitStatements(script string) []string {
 	return out
 }
 
-// start checks the connection and prepares the schema; on failure it closes the store.
-func (s *sqlStore) start(ctx context.Context, migrate bool) error {
-	err := s.w.PingContext(ctx)
+// start checks the connection and prepares the schema, each within its timeout; on failure it
+// closes the store.
+func (s *sqlStore) start(ctx context.Context, migrate bool, connectTimeout, migrateTimeout time.Duration) error {
+	pingCtx, cancel := withTimeout(ctx, connectTimeout)
+	err := s.w.PingContext(pingCtx)
 	if err != nil {
-		err = fmt.Errorf("connect: %w", err)
-	} else {
-		err = s.prepareSchema(ctx, migrate)
+		err = connectError(pingCtx, err)
+	}
+	cancel()
+	if err == nil {
+		migrateCtx, cancel := withTimeout(ctx, migrateTimeout)
+		if err = s.prepareSchema(migrateCtx, migrate); err != nil && migrateCtx.Err() != nil {
+			err = fmt.Errorf("schema not ready within migrate_timeout (%s): %w", migrateTimeout, err)
+		}
+		cancel()
 	}
 	if err != nil {
 		_ = s.Close()
 	}
 	return err
+}
+
+// connectError says that connecting timed out in the words of the option that bounds it.
+func connectError(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("connect: no answer within connect_timeout: %w", err)
+	}
+	return fmt.Errorf("connect: %w", err)
+}
+
+// withTimeout bounds ctx by d (0: not bounded).
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // prepareSchema migrates, or (when the operator applies migrations by hand) checks that every

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,7 +13,11 @@ import (
 )
 
 var mysqlDialect = dialect{
-	name:               "mysql",
+	name: "mysql",
+	// UTC_TIMESTAMP is fixed for the length of a statement and, unlike NOW(), free of the session's
+	// time zone and its daylight saving jumps.
+	now:                `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)`,
+	forUpdate:          " FOR UPDATE",
 	claim:              mysqlClaim,
 	claimSQL:           mysqlClaimSQL,
 	explainPrefix:      "EXPLAIN ",
@@ -45,10 +50,10 @@ func mysqlFencedWhere(fences []Fence) (string, []any) {
 		strings.Repeat(", (?, ?)", len(fences)-1) + ")", args
 }
 
-// mysqlClaimableWhere selects the jobs of a queue that can be claimed now. Arguments: queue, now.
-const mysqlClaimableWhere = `WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?`
+// mysqlClaimableWhere selects the jobs of a queue that can be claimed now. Argument: queue.
+const mysqlClaimableWhere = `WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}`
 
-// mysqlClaimSQL is the locking read of the claim. Arguments: queue, now, limit.
+// mysqlClaimSQL is the locking read of the claim. Arguments: queue, limit.
 const mysqlClaimSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs ` + mysqlClaimableWhere + `
 	ORDER BY priority, available_at, id
 	LIMIT ?
@@ -68,7 +73,7 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 		return nil, err
 	}
 	var ready int
-	switch err := probe.QueryRowContext(ctx, c.queue, c.now).Scan(&ready); {
+	switch err := probe.QueryRowContext(ctx, c.queue).Scan(&ready); {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, nil
 	case err != nil:
@@ -82,7 +87,7 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
-		rows, err := tx.QueryContext(ctx, mysqlClaimSQL, c.queue, c.now, c.limit)
+		rows, err := s.query(ctx, tx, mysqlClaimSQL, c.queue, c.limit)
 		if err != nil {
 			return err
 		}
@@ -90,21 +95,20 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 		if err != nil || len(jobs) == 0 {
 			return err
 		}
-		args := make([]any, 0, len(jobs)+4)
-		args = append(args, c.node, c.token, c.now, c.leaseUntil)
-		for _, j := range jobs {
-			args = append(args, j.Row)
-		}
-		marks := strings.TrimSuffix(strings.Repeat("?,", len(jobs)), ",")
-		if _, err = tx.ExecContext(ctx, `UPDATE rr_jobs SET reserved_by = ?, claim_token = ?, reserved_at = ?, lease_until = ?, attempts = attempts + 1
-			WHERE id IN (`+marks+`)`, args...); err != nil {
-			return err
+		// By primary key, in chunks: a statement takes at most 65,535 placeholders.
+		for chunk := range slices.Chunk(jobs, fencesPerStatement) {
+			args := make([]any, 0, len(chunk)+3)
+			args = append(args, c.node, c.token, c.leaseMs)
+			for _, j := range chunk {
+				args = append(args, j.Row)
+			}
+			marks := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
+			if _, err = s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks+`)`, args...); err != nil {
+				return err
+			}
 		}
 		if err = tx.Commit(); err != nil {
 			return err
-		}
-		for i := range jobs {
-			jobs[i].Attempts++
 		}
 		out = jobs
 		return nil
@@ -112,27 +116,61 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	return out, err
 }
 
-// OpenMySQL connects with go-sql-driver/mysql and applies the migrations.
-func OpenMySQL(ctx context.Context, dsn string, maxOpen int, migrate bool) (Store, error) {
-	cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
+// OpenMySQL connects with go-sql-driver/mysql and applies the migrations. ctx bounds the start.
+func OpenMySQL(ctx context.Context, o ServerOptions) (Store, error) {
+	cfg, err := mysql.ParseDSN(strings.TrimPrefix(o.DSN, "mysql://"))
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}
 	cfg.ParseTime = true
+	// Rows matched, not rows changed, as PostgreSQL and SQLite count them: an update that writes the
+	// values a row already has still found it.
+	cfg.ClientFoundRows = true
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = o.ConnectTimeout // the dial; the context bounds the handshake
+	}
+	// Every statement at READ COMMITTED, autocommit ones included (the reaper, Flush, Move, prune):
+	// at MySQL's default REPEATABLE READ a range delete takes gap locks that block pushes.
+	probeCtx, cancel := withTimeout(ctx, o.ConnectTimeout)
+	name, err := isolationVariable(probeCtx, cfg)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Params[name] = "'READ-COMMITTED'"
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}
 	db := sql.OpenDB(connector)
-	db.SetMaxOpenConns(maxOpen)
-	db.SetMaxIdleConns(maxOpen)
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxOpenConns)
 	db.SetConnMaxLifetime(5 * time.Minute)
-	s := &sqlStore{d: mysqlDialect, w: db, r: db}
-	if err := s.start(ctx, migrate); err != nil {
+	s := &sqlStore{d: mysqlDialect, w: db, r: db, clock: o.clock()}
+	if err := s.start(ctx, o.Migrate, o.ConnectTimeout, o.MigrateTimeout); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// isolationVariable is the session variable of the isolation level: transaction_isolation on
+// MySQL 8 (which removed tx_isolation), tx_isolation on MariaDB before 11.1 (which lacks the other).
+func isolationVariable(ctx context.Context, cfg *mysql.Config) (string, error) {
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return "", fmt.Errorf("parse dsn: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	var version string
+	if err := db.QueryRowContext(ctx, `SELECT VERSION()`).Scan(&version); err != nil {
+		return "", connectError(ctx, err)
+	}
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return "tx_isolation", nil
+	}
+	return "transaction_isolation", nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,14 +57,16 @@ type Selection struct {
 
 // Ops is implemented by every store.
 type Ops interface {
-	Stats(ctx context.Context, queue string, now time.Time) (QueueStats, error)
-	CountByHeader(ctx context.Context, queue, header string, now time.Time) ([]GroupCount, error)
+	Stats(ctx context.Context, queue string) (QueueStats, error)
+	CountByHeader(ctx context.Context, queue, header string) ([]GroupCount, error)
 	Flush(ctx context.Context, queue string, g Group) (int64, error)
 	Move(ctx context.Context, from, to string, priority *int64, g Group) (int64, error)
 	ListFailed(ctx context.Context, queue string, afterID int64, limit int) ([]FailedJob, error)
-	RetryFailed(ctx context.Context, sel Selection, now time.Time) (int64, error)
+	// RetryFailed puts the selected failed jobs back to ready, their deliveries counted afresh.
+	RetryFailed(ctx context.Context, sel Selection) (int64, error)
 	DeleteFailed(ctx context.Context, sel Selection) (int64, error)
-	PruneFailed(ctx context.Context, olderThan time.Time, batch int) (int64, error)
+	// PruneFailed deletes the failed jobs older than retention, batch rows per statement.
+	PruneFailed(ctx context.Context, retention time.Duration, batch int) (int64, error)
 }
 
 var _ Ops = (*sqlStore)(nil)
@@ -99,9 +102,9 @@ func (s *sqlStore) groupFilter(g Group) (string, []any, error) {
 	return " AND " + s.headerExpr() + " = ?", []any{s.headerPath(g.Header), g.Value}, nil
 }
 
-func (s *sqlStore) Stats(ctx context.Context, queue string, now time.Time) (QueueStats, error) {
+func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) {
 	var st QueueStats
-	c, err := s.Counts(ctx, queue, now)
+	c, err := s.Counts(ctx, queue)
 	if err != nil {
 		return st, err
 	}
@@ -109,19 +112,19 @@ func (s *sqlStore) Stats(ctx context.Context, queue string, now time.Time) (Queu
 	if st.Failed, err = s.FailedCount(ctx, queue); err != nil {
 		return st, err
 	}
-	var oldest *int64
-	err = s.r.QueryRowContext(ctx, s.q(`SELECT MIN(available_at) FROM rr_jobs
-		WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?`), queue, ms(now)).Scan(&oldest)
+	var age *int64
+	err = s.queryRow(ctx, s.r, `SELECT {now} - MIN(available_at) FROM rr_jobs
+		WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}`, queue).Scan(&age)
 	if err != nil {
 		return st, fmt.Errorf("oldest ready job of queue %s: %w", queue, err)
 	}
-	if oldest != nil {
-		st.OldestReady = now.Sub(time.UnixMilli(*oldest))
+	if age != nil {
+		st.OldestReady = time.Duration(*age) * time.Millisecond
 	}
 	return st, nil
 }
 
-func (s *sqlStore) CountByHeader(ctx context.Context, queue, header string, now time.Time) ([]GroupCount, error) {
+func (s *sqlStore) CountByHeader(ctx context.Context, queue, header string) ([]GroupCount, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -129,12 +132,12 @@ func (s *sqlStore) CountByHeader(ctx context.Context, queue, header string, now 
 		return nil, fmt.Errorf("header name %q: use 1-128 letters, digits, '_', '-' or '.'", header)
 	}
 	expr := s.headerExpr()
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT g,
-			SUM(CASE WHEN reserved_by IS NULL AND available_at <= ? THEN 1 ELSE 0 END),
-			SUM(CASE WHEN reserved_by IS NULL AND available_at > ? THEN 1 ELSE 0 END),
+	rows, err := s.query(ctx, s.r, `SELECT g,
+			SUM(CASE WHEN reserved_by IS NULL AND available_at <= {now} THEN 1 ELSE 0 END),
+			SUM(CASE WHEN reserved_by IS NULL AND available_at > {now} THEN 1 ELSE 0 END),
 			SUM(CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END)
 		FROM (SELECT `+expr+` AS g, reserved_by, available_at FROM rr_jobs WHERE queue = ?) t
-		GROUP BY g ORDER BY g`), ms(now), ms(now), s.headerPath(header), queue)
+		GROUP BY g ORDER BY g`, s.headerPath(header), queue)
 	if err != nil {
 		return nil, fmt.Errorf("count queue %s by header %s: %w", queue, header, err)
 	}
@@ -164,7 +167,7 @@ func (s *sqlStore) Flush(ctx context.Context, queue string, g Group) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`+filter),
+	res, err := s.exec(ctx, s.w, `DELETE FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`+filter,
 		append([]any{queue}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("flush queue %s: %w", queue, err)
@@ -185,7 +188,7 @@ func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g
 		set, lead = "queue = ?, priority = ?", []any{to, *priority}
 	}
 	all := append(append(lead, from), args...)
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL`+filter), all...)
+	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL`+filter, all...)
 	if err != nil {
 		return 0, fmt.Errorf("move jobs from %s to %s: %w", from, to, err)
 	}
@@ -196,8 +199,8 @@ func (s *sqlStore) ListFailed(ctx context.Context, queue string, afterID int64, 
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, job_id, queue, name, payload, headers, attempts, error, failed_at
-		FROM rr_failed_jobs WHERE queue = ? AND id > ? ORDER BY id LIMIT ?`), queue, afterID, limit)
+	rows, err := s.query(ctx, s.r, `SELECT id, job_id, queue, name, payload, headers, attempts, error, failed_at
+		FROM rr_failed_jobs WHERE queue = ? AND id > ? ORDER BY id LIMIT ?`, queue, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list failed jobs of %s: %w", queue, err)
 	}
@@ -221,28 +224,58 @@ func (s *sqlStore) ListFailed(ctx context.Context, queue string, afterID int64, 
 	return out, rows.Err()
 }
 
-// selectionFilter is the WHERE clause of a Selection of failed jobs.
-func selectionFilter(sel Selection) (string, []any, error) {
-	if sel.All {
-		return "queue = ?", []any{sel.Queue}, nil
+// selectedIDs fixes the failed jobs a selection means, in id order (in a transaction: locked
+// where the database can lock them), so that what is retried is exactly what is deleted.
+func (s *sqlStore) selectedIDs(ctx context.Context, on execer, sel Selection) ([]int64, error) {
+	if !sel.All {
+		if len(sel.IDs) == 0 {
+			return nil, fmt.Errorf("select failed jobs by ids, or all of the pipeline")
+		}
+		var out []int64
+		for chunk := range slices.Chunk(slices.Sorted(slices.Values(sel.IDs)), fencesPerStatement) {
+			ids, err := s.failedIDs(ctx, on, `queue = ? AND id IN (`+marks(len(chunk))+`)`, append([]any{sel.Queue}, anySlice(chunk)...))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ids...)
+		}
+		return out, nil
 	}
-	if len(sel.IDs) == 0 {
-		return "", nil, fmt.Errorf("select failed jobs by ids, or all of the pipeline")
-	}
-	args := []any{sel.Queue}
-	for _, id := range sel.IDs {
-		args = append(args, id)
-	}
-	return "queue = ? AND id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(sel.IDs)), ",") + ")", args, nil
+	return s.failedIDs(ctx, on, `queue = ?`, []any{sel.Queue})
 }
 
-// RetryFailed puts failed jobs back to ready with a fresh attempt count, in one transaction.
-func (s *sqlStore) RetryFailed(ctx context.Context, sel Selection, now time.Time) (int64, error) {
-	if err := s.check(); err != nil {
-		return 0, err
-	}
-	where, args, err := selectionFilter(sel)
+func (s *sqlStore) failedIDs(ctx context.Context, on execer, where string, args []any) ([]int64, error) {
+	rows, err := s.query(ctx, on, `SELECT id FROM rr_failed_jobs WHERE `+where+` ORDER BY id`+s.d.forUpdate, args...)
 	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// marks is n placeholders separated by commas.
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+func anySlice[T any](v []T) []any {
+	out := make([]any, len(v))
+	for i := range v {
+		out[i] = v[i]
+	}
+	return out
+}
+
+// RetryFailed copies the selected failed jobs back to ready and deletes them, exactly the same
+// ids, in one transaction and in chunks (a statement's placeholders are bounded).
+func (s *sqlStore) RetryFailed(ctx context.Context, sel Selection) (int64, error) {
+	if err := s.check(); err != nil {
 		return 0, err
 	}
 	tx, err := s.begin(ctx)
@@ -250,38 +283,59 @@ func (s *sqlStore) RetryFailed(ctx context.Context, sel Selection, now time.Time
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, attempts, auto_ack)
-		SELECT queue, job_id, name, payload, headers, priority, ?, ?, 0, ?
-		FROM rr_failed_jobs WHERE `+where+` ORDER BY id`), append([]any{ms(now), ms(now), false}, args...)...)
+	ids, err := s.selectedIDs(ctx, tx, sel)
 	if err != nil {
 		return 0, fmt.Errorf("retry failed jobs: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_failed_jobs WHERE `+where), args...); err != nil {
-		return 0, fmt.Errorf("retry failed jobs: %w", err)
+	var total int64
+	for chunk := range slices.Chunk(ids, fencesPerStatement) {
+		in := `id IN (` + marks(len(chunk)) + `)`
+		res, err := s.exec(ctx, tx, `INSERT INTO rr_jobs
+			(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack)
+			SELECT queue, job_id, name, payload, headers, priority, {now}, {now}, ?
+			FROM rr_failed_jobs WHERE `+in+` ORDER BY id`, append([]any{false}, anySlice(chunk)...)...)
+		if err != nil {
+			return 0, fmt.Errorf("retry failed jobs: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if _, err = s.exec(ctx, tx, `DELETE FROM rr_failed_jobs WHERE `+in, anySlice(chunk)...); err != nil {
+			return 0, fmt.Errorf("retry failed jobs: %w", err)
+		}
 	}
-	return n, tx.Commit()
+	return total, tx.Commit()
 }
 
 func (s *sqlStore) DeleteFailed(ctx context.Context, sel Selection) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	where, args, err := selectionFilter(sel)
-	if err != nil {
-		return 0, err
+	if sel.All {
+		res, err := s.exec(ctx, s.w, `DELETE FROM rr_failed_jobs WHERE queue = ?`, sel.Queue)
+		if err != nil {
+			return 0, fmt.Errorf("delete failed jobs: %w", err)
+		}
+		return res.RowsAffected()
 	}
-	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rr_failed_jobs WHERE `+where), args...)
-	if err != nil {
-		return 0, fmt.Errorf("delete failed jobs: %w", err)
+	if len(sel.IDs) == 0 {
+		return 0, fmt.Errorf("select failed jobs by ids, or all of the pipeline")
 	}
-	return res.RowsAffected()
+	var total int64
+	for chunk := range slices.Chunk(sel.IDs, fencesPerStatement) {
+		res, err := s.exec(ctx, s.w, `DELETE FROM rr_failed_jobs WHERE queue = ? AND id IN (`+marks(len(chunk))+`)`,
+			append([]any{sel.Queue}, anySlice(chunk)...)...)
+		if err != nil {
+			return total, fmt.Errorf("delete failed jobs: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
 }
 
 // PruneFailed deletes failed jobs older than olderThan, batch rows per statement, so no statement
 // holds locks for long. Returns how many it deleted.
-func (s *sqlStore) PruneFailed(ctx context.Context, olderThan time.Time, batch int) (int64, error) {
+func (s *sqlStore) PruneFailed(ctx context.Context, retention time.Duration, batch int) (int64, error) {
 	var total int64
 	for {
 		if err := s.check(); err != nil {
@@ -292,10 +346,10 @@ func (s *sqlStore) PruneFailed(ctx context.Context, olderThan time.Time, batch i
 			err error
 		)
 		if s.d.name == "mysql" {
-			res, err = s.w.ExecContext(ctx, `DELETE FROM rr_failed_jobs WHERE failed_at < ? ORDER BY id LIMIT ?`, ms(olderThan), batch)
+			res, err = s.exec(ctx, s.w, `DELETE FROM rr_failed_jobs WHERE failed_at < {now} - ? ORDER BY id LIMIT ?`, retention.Milliseconds(), batch)
 		} else {
-			res, err = s.w.ExecContext(ctx, s.q(`DELETE FROM rr_failed_jobs WHERE id IN (
-				SELECT id FROM rr_failed_jobs WHERE failed_at < ? ORDER BY id LIMIT ?)`), ms(olderThan), batch)
+			res, err = s.exec(ctx, s.w, `DELETE FROM rr_failed_jobs WHERE id IN (
+				SELECT id FROM rr_failed_jobs WHERE failed_at < {now} - ? ORDER BY id LIMIT ?)`, retention.Milliseconds(), batch)
 		}
 		if err != nil {
 			return total, fmt.Errorf("prune failed jobs: %w", err)

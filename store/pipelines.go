@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"time"
 )
 
 // DeclaredPipeline is a pipeline created with jobs.Declare, kept so it survives restarts.
@@ -14,18 +14,26 @@ type DeclaredPipeline struct {
 	Consuming bool
 }
 
-// Declared is implemented by every store.
+// ErrPipelineGone: the declared pipeline was destroyed (by another node) since it was read.
+var ErrPipelineGone = errors.New("the declared pipeline no longer exists (destroyed by another node)")
+
+// Declared is implemented by every store. Declared pipelines belong to the database, so to every
+// node that shares it.
 type Declared interface {
 	// SavePipeline records a declared pipeline (keeping its consuming flag if it exists).
-	SavePipeline(ctx context.Context, name string, options map[string]string, now time.Time) error
-	SetConsuming(ctx context.Context, name string, consuming bool, now time.Time) error
+	SavePipeline(ctx context.Context, name string, options map[string]string) error
+	// KeepPipeline confirms a pipeline re-created from the database at start: it updates the row
+	// and never inserts one, so a restore cannot bring back a pipeline another node destroyed in
+	// the meantime (ErrPipelineGone).
+	KeepPipeline(ctx context.Context, name string, options map[string]string) error
+	SetConsuming(ctx context.Context, name string, consuming bool) error
 	DeletePipeline(ctx context.Context, name string) error
 	DeclaredPipelines(ctx context.Context) ([]DeclaredPipeline, error)
 }
 
 var _ Declared = (*sqlStore)(nil)
 
-func (s *sqlStore) SavePipeline(ctx context.Context, name string, options map[string]string, now time.Time) error {
+func (s *sqlStore) SavePipeline(ctx context.Context, name string, options map[string]string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -38,24 +46,51 @@ func (s *sqlStore) SavePipeline(ctx context.Context, name string, options map[st
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE rr_pipelines SET options = ?, updated_at = ? WHERE name = ?`), string(opts), ms(now), name)
+	updated, err := s.updatePipeline(ctx, tx, name, opts)
 	if err != nil {
-		return fmt.Errorf("save pipeline %s: %w", name, err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if _, err = tx.ExecContext(ctx, s.q(`INSERT INTO rr_pipelines (name, options, consuming, updated_at) VALUES (?, ?, ?, ?)`),
-			name, string(opts), false, ms(now)); err != nil {
+	if !updated {
+		if _, err = s.exec(ctx, tx, `INSERT INTO rr_pipelines (name, options, consuming, updated_at) VALUES (?, ?, ?, {now})`,
+			name, string(opts), false); err != nil {
 			return fmt.Errorf("save pipeline %s: %w", name, err)
 		}
 	}
 	return tx.Commit()
 }
 
-func (s *sqlStore) SetConsuming(ctx context.Context, name string, consuming bool, now time.Time) error {
+func (s *sqlStore) KeepPipeline(ctx context.Context, name string, options map[string]string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if _, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_pipelines SET consuming = ?, updated_at = ? WHERE name = ?`), consuming, ms(now), name); err != nil {
+	opts, err := json.Marshal(options)
+	if err != nil {
+		return err
+	}
+	updated, err := s.updatePipeline(ctx, s.w, name, opts)
+	if err != nil {
+		return err
+	}
+	if !updated {
+		return fmt.Errorf("pipeline %s: %w", name, ErrPipelineGone)
+	}
+	return nil
+}
+
+func (s *sqlStore) updatePipeline(ctx context.Context, on execer, name string, opts []byte) (bool, error) {
+	res, err := s.exec(ctx, on, `UPDATE rr_pipelines SET options = ?, updated_at = {now} WHERE name = ?`, string(opts), name)
+	if err != nil {
+		return false, fmt.Errorf("save pipeline %s: %w", name, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+func (s *sqlStore) SetConsuming(ctx context.Context, name string, consuming bool) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, s.w, `UPDATE rr_pipelines SET consuming = ?, updated_at = {now} WHERE name = ?`, consuming, name); err != nil {
 		return fmt.Errorf("record pipeline %s consuming=%v: %w", name, consuming, err)
 	}
 	return nil
@@ -65,7 +100,7 @@ func (s *sqlStore) DeletePipeline(ctx context.Context, name string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if _, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rr_pipelines WHERE name = ?`), name); err != nil {
+	if _, err := s.exec(ctx, s.w, `DELETE FROM rr_pipelines WHERE name = ?`, name); err != nil {
 		return fmt.Errorf("forget pipeline %s: %w", name, err)
 	}
 	return nil
@@ -75,7 +110,7 @@ func (s *sqlStore) DeclaredPipelines(ctx context.Context) ([]DeclaredPipeline, e
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT name, options, consuming FROM rr_pipelines ORDER BY name`)
+	rows, err := s.query(ctx, s.r, `SELECT name, options, consuming FROM rr_pipelines ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list declared pipelines: %w", err)
 	}

@@ -15,8 +15,12 @@ const migrationLockKey = 0x7272_7371_6c
 var postgresDialect = dialect{
 	name:     "postgres",
 	numbered: true,
-	claim:    postgresClaim,
-	claimSQL: postgresClaimSQL,
+	// statement_timestamp() is stable within a statement, so a comparison with it can bound an
+	// index scan (clock_timestamp() could not).
+	now:       `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`,
+	forUpdate: " FOR UPDATE",
+	claim:     postgresClaim,
+	claimSQL:  postgresClaimSQL,
 	// A generic plan is what a prepared claim may run after five executions: check that one.
 	explainPrefix: "EXPLAIN EXECUTE rr_claim_explain",
 	fencedWhere:   postgresFencedWhere,
@@ -43,39 +47,43 @@ func postgresFencedWhere(fences []Fence) (string, []any) {
 // limit ids from the partial claim index, skipping rows other nodes hold locked, before the update.
 // The update looks the ids up by primary key (= ANY(ARRAY(...))): joining the CTE instead lets a
 // generic plan hash-join it against a sequential scan of the whole table.
+// Arguments: queue, limit, node, token, lease (ms).
 const postgresClaimSQL = `WITH c AS MATERIALIZED (
 		SELECT id FROM rr_jobs
-		WHERE queue = $5 AND reserved_by IS NULL AND available_at <= $6
+		WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}
 		ORDER BY priority, available_at, id
-		LIMIT $7
+		LIMIT ?
 		FOR NO KEY UPDATE SKIP LOCKED)
 	UPDATE rr_jobs j
-	SET reserved_by = $1, claim_token = $2, reserved_at = $3, lease_until = $4, attempts = j.attempts + 1
+	SET ` + claimSet + `
 	WHERE j.id = ANY(ARRAY(SELECT id FROM c))
-	RETURNING j.id, j.job_id, j.name, j.payload, j.headers, j.priority, j.available_at, j.attempts, j.auto_ack`
+	RETURNING j.id, j.job_id, j.name, j.payload, j.headers, j.priority, j.available_at, j.attempts, j.failures, j.auto_ack`
 
 func postgresClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
-	rows, err := s.w.QueryContext(ctx, postgresClaimSQL, c.node, c.token, c.now, c.leaseUntil, c.queue, c.now, c.limit)
+	rows, err := s.query(ctx, s.w, postgresClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs)
 	if err != nil {
 		return nil, err
 	}
 	return scanClaimed(rows, c.token)
 }
 
-// OpenPostgres connects with pgx and applies the migrations.
-func OpenPostgres(ctx context.Context, dsn string, maxOpen int, migrate bool) (Store, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+// OpenPostgres connects with pgx and applies the migrations. ctx bounds the start.
+func OpenPostgres(ctx context.Context, o ServerOptions) (Store, error) {
+	cfg, err := pgx.ParseConfig(o.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = o.ConnectTimeout
+	}
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(maxOpen)
-	db.SetMaxIdleConns(maxOpen)
-	s := &sqlStore{d: postgresDialect, w: db, r: db}
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxOpenConns)
+	s := &sqlStore{d: postgresDialect, w: db, r: db, clock: o.clock()}
 	s.listen = func(ctx context.Context, onReady func(string)) error {
 		return postgresListen(ctx, cfg, onReady)
 	}
-	if err := s.start(ctx, migrate); err != nil {
+	if err := s.start(ctx, o.Migrate, o.ConnectTimeout, o.MigrateTimeout); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -20,21 +20,27 @@ type SQLiteOptions struct {
 	MaxReadConns int
 	// SkipMigrations: the schema is applied by hand; only check it.
 	SkipMigrations bool
+	// MigrateTimeout bounds the schema check or migration (0: none).
+	MigrateTimeout time.Duration
+	// Clock is the store's time (default time.Now): the file belongs to this host, so its clock is
+	// the database's. Tests move it.
+	Clock func() time.Time
 }
 
+// sqliteDialect: the store's clock is bound as parameter 1 where a statement reads {now}.
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
 	explainPrefix: "EXPLAIN QUERY PLAN "}
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.
-// Arguments: node, token, now, lease until, queue, now, limit.
+// Arguments: node, token, lease (ms), queue, limit.
 // `LIMIT ? + 0`, not `LIMIT ?`: with a bare parameter there, SQLite recompiles the prepared
 // statement on every run (about 30 µs, a third of a small claim).
 const sqliteClaimSQL = `UPDATE rr_jobs
-	SET reserved_by = ?, claim_token = ?, reserved_at = ?, lease_until = ?, attempts = attempts + 1
+	SET ` + claimSet + `
 	WHERE id IN (
 		SELECT id FROM rr_jobs
-		WHERE queue = ? AND reserved_by IS NULL AND available_at <= ?
+		WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}
 		ORDER BY priority, available_at, id
 		LIMIT ? + 0)
 	RETURNING ` + claimedColumns
@@ -45,7 +51,7 @@ func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := claim.QueryContext(ctx, c.node, c.token, c.now, c.leaseUntil, c.queue, c.now, c.limit)
+	rows, err := claim.query(ctx, c.node, c.token, c.leaseMs, c.queue, c.limit)
 	if err != nil {
 		return nil, err
 	}
@@ -86,8 +92,12 @@ func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
 	}
 	r.SetMaxOpenConns(max(o.MaxReadConns, 1))
 
-	s := &sqlStore{d: sqliteDialect, w: w, r: r}
-	if err := s.start(ctx, !o.SkipMigrations); err != nil {
+	clock := o.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	s := &sqlStore{d: sqliteDialect, w: w, r: r, clock: clock}
+	if err := s.start(ctx, !o.SkipMigrations, 0, o.MigrateTimeout); err != nil {
 		return nil, fmt.Errorf("sqlite file %s (check the path and its permissions): %w", o.Path, err)
 	}
 	return s, nil

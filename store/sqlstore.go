@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,11 +22,15 @@ import (
 )
 
 // dialect is what differs between databases. Shared statements are written with `?`
-// placeholders and rebound for dialects that number them.
+// placeholders and `{now}` for the database's clock (unix milliseconds), and rendered for each
+// dialect by render.
 type dialect struct {
 	name string
 	// numbered placeholders ($1, $2, ...) instead of ?
 	numbered bool
+	// now is the SQL expression of the database's clock in unix milliseconds. Empty: the store's
+	// own clock, bound as the first argument of the statement (SQLite: a file of this host).
+	now string
 	// claim reserves up to limit jobs and returns them (in any order).
 	claim func(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error)
 	// claimSQL is the statement that picks the jobs (what ExplainClaim explains), and
@@ -35,8 +39,7 @@ type dialect struct {
 	// lockMigrations serialises schema changes between nodes starting at once (nil: the
 	// database's own write lock is enough).
 	lockMigrations func(ctx context.Context, c *sql.Conn) (unlock func(), err error)
-	// txOptions are the options of every write transaction (MySQL: READ COMMITTED, so no gap or
-	// next-key locks that deadlock a delete against a claim).
+	// txOptions are the options of every write transaction.
 	txOptions *sql.TxOptions
 	// noTransactionalDDL: each DDL statement commits on its own (MySQL), so migrations run statement
 	// by statement and must be written to be re-runnable.
@@ -45,6 +48,9 @@ type dialect struct {
 	// placeholders: a network round trip per batch instead of per job. nil: one statement per
 	// fence (SQLite, which runs in process).
 	fencedWhere func(fences []Fence) (where string, args []any)
+	// forUpdate locks the rows a read selects until the transaction ends ("" where one write
+	// transaction runs at a time anyway).
+	forUpdate string
 }
 
 // sqlStore implements Store on database/sql for every dialect.
@@ -54,13 +60,122 @@ type sqlStore struct {
 	// through one connection (one writer at a time) and reads use a pool of their own.
 	w, r   *sql.DB
 	closed atomic.Bool
+	// clock is the time of dialects whose clock is the store's (SQLite).
+	clock func() time.Time
 	// listen is the dialect's notification loop (nil: none).
 	listen func(ctx context.Context, onReady func(queue string)) error
 
-	stmts sync.Map // stmtKey → *sql.Stmt, see prepared
+	stmts    sync.Map // stmtKey → *stmt, see prepared
+	rendered sync.Map // statement as written → rendering
 }
 
-// stmtKey is a statement as written (with ? placeholders) and the pool it is prepared on.
+// rendering is a statement as the dialect runs it.
+type rendering struct {
+	text string
+	// now: the statement's first argument is the store's clock.
+	now bool
+}
+
+// render turns a statement written with `?` and `{now}` into the dialect's text (cached: the
+// statements are constants).
+func (s *sqlStore) render(query string) rendering {
+	if r, ok := s.rendered.Load(query); ok {
+		return r.(rendering)
+	}
+	var (
+		b   strings.Builder
+		n   int
+		out rendering
+	)
+	if s.d.now == "" && strings.Contains(query, "{now}") {
+		// SQLite: the clock is parameter 1 wherever it appears, the others follow.
+		out.now, n = true, 1
+	}
+	for i := 0; i < len(query); i++ {
+		switch {
+		case strings.HasPrefix(query[i:], "{now}"):
+			i += len("{now}") - 1
+			if out.now {
+				b.WriteString("?1")
+			} else {
+				b.WriteString(s.d.now)
+			}
+		case query[i] == '?':
+			n++
+			switch {
+			case s.d.numbered:
+				b.WriteString("$" + strconv.Itoa(n))
+			case out.now:
+				b.WriteString("?" + strconv.Itoa(n))
+			default:
+				b.WriteByte('?')
+			}
+		default:
+			b.WriteByte(query[i])
+		}
+	}
+	out.text = b.String()
+	s.rendered.Store(query, out)
+	return out
+}
+
+// bind renders a statement and puts the store's clock before its arguments where it needs it.
+func (s *sqlStore) bind(query string, args []any) (string, []any) {
+	r := s.render(query)
+	if r.now {
+		args = append([]any{s.clock().UnixMilli()}, args...)
+	}
+	return r.text, args
+}
+
+// q renders a statement that does not read the clock.
+func (s *sqlStore) q(query string) string { return s.render(query).text }
+
+// execer is a pool, a connection or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *sqlStore) exec(ctx context.Context, on execer, query string, args ...any) (sql.Result, error) {
+	text, args := s.bind(query, args)
+	return on.ExecContext(ctx, text, args...)
+}
+
+func (s *sqlStore) query(ctx context.Context, on execer, query string, args ...any) (*sql.Rows, error) {
+	text, args := s.bind(query, args)
+	return on.QueryContext(ctx, text, args...)
+}
+
+func (s *sqlStore) queryRow(ctx context.Context, on execer, query string, args ...any) *sql.Row {
+	text, args := s.bind(query, args)
+	return on.QueryRowContext(ctx, text, args...)
+}
+
+// stmt is a statement prepared once (see prepared).
+type stmt struct {
+	*sql.Stmt
+	now   bool
+	clock func() time.Time
+}
+
+func (st *stmt) args(args []any) []any {
+	if st.now {
+		return append([]any{st.clock().UnixMilli()}, args...)
+	}
+	return args
+}
+
+func (st *stmt) exec(ctx context.Context, args ...any) (sql.Result, error) {
+	return st.ExecContext(ctx, st.args(args)...)
+}
+
+func (st *stmt) query(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return st.QueryContext(ctx, st.args(args)...)
+}
+
+// stmtKey is a statement as written and the pool it is prepared on.
 type stmtKey struct {
 	db    *sql.DB
 	query string
@@ -71,18 +186,20 @@ type stmtKey struct {
 // statement again on every call (an eighth of rr's CPU in a push benchmark) and MySQL spends
 // three round trips (prepare, execute, close) on one statement with arguments. The lookup takes
 // no lock: it is on the push path.
-func (s *sqlStore) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+func (s *sqlStore) prepared(ctx context.Context, db *sql.DB, query string) (*stmt, error) {
 	key := stmtKey{db, query}
 	if st, ok := s.stmts.Load(key); ok {
-		return st.(*sql.Stmt), nil
+		return st.(*stmt), nil
 	}
-	st, err := db.PrepareContext(ctx, s.q(query))
+	r := s.render(query)
+	prepared, err := db.PrepareContext(ctx, r.text)
 	if err != nil {
 		return nil, err
 	}
+	st := &stmt{Stmt: prepared, now: r.now, clock: s.clock}
 	if first, lost := s.stmts.LoadOrStore(key, st); lost {
-		_ = st.Close() // another caller prepared it at the same time
-		return first.(*sql.Stmt), nil
+		_ = prepared.Close() // another caller prepared it at the same time
+		return first.(*stmt), nil
 	}
 	return st, nil
 }
@@ -93,7 +210,7 @@ func (s *sqlStore) execPrepared(ctx context.Context, query string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(ctx, args...)
+	return st.exec(ctx, args...)
 }
 
 func (s *sqlStore) Listen(ctx context.Context, onReady func(queue string)) error {
@@ -108,22 +225,17 @@ func (s *sqlStore) Listen(ctx context.Context, onReady func(queue string)) error
 
 func (s *sqlStore) Dialect() string { return s.d.name }
 
-// q rebinds a statement written with ? placeholders for the dialect.
-func (s *sqlStore) q(query string) string {
-	if !s.d.numbered {
-		return query
+func (s *sqlStore) ClockSkew(ctx context.Context) (time.Duration, error) {
+	if s.d.now == "" {
+		return 0, nil // the store's clock is the database's
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
+	before := s.clock()
+	var dbNow int64
+	if err := s.queryRow(ctx, s.r, `SELECT {now}`).Scan(&dbNow); err != nil {
+		return 0, fmt.Errorf("read the database's clock: %w", err)
 	}
-	return b.String()
+	local := before.Add(s.clock().Sub(before) / 2)
+	return time.UnixMilli(dbNow).Sub(local), nil
 }
 
 func (s *sqlStore) check() error {
@@ -159,19 +271,14 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	if err != nil {
 		return fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
 	}
-	now := time.Now()
-	available := j.AvailableAt
-	if available.IsZero() {
-		available = now
-	}
 	payload := j.Payload
 	if payload == nil {
 		payload = []byte{}
 	}
 	_, err = s.execPrepared(ctx, `INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, attempts, auto_ack)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, ms(available), ms(now), j.AutoAck)
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack)
+		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?)`,
+		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck)
 	if err != nil {
 		return fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
 	}
@@ -180,10 +287,10 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 
 // claimArgs are a claim's values as the statements take them.
 type claimArgs struct {
-	queue, node     string
-	token           int64
-	limit           int
-	now, leaseUntil int64
+	queue, node string
+	token       int64
+	limit       int
+	leaseMs     int64
 }
 
 func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
@@ -194,38 +301,32 @@ func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
 		return nil, nil
 	}
 	// A fresh random token per claim: even a node that claims the same row twice can tell its claims apart.
-	args := claimArgs{queue: req.Queue, node: req.Node, token: rand.Int64N(1<<62) + 1, limit: req.Limit,
-		now: ms(req.Now), leaseUntil: ms(req.LeaseUntil)}
+	args := claimArgs{queue: req.Queue, node: req.Node, token: rand.Int64N(1<<62) + 1, limit: req.Limit, leaseMs: req.Lease.Milliseconds()}
 	jobs, err := s.d.claim(ctx, s, args)
 	if err != nil {
 		return nil, fmt.Errorf("claim from queue %s: %w", req.Queue, err)
 	}
-	sort.Slice(jobs, func(a, b int) bool {
-		x, y := jobs[a], jobs[b]
-		if x.Priority != y.Priority {
-			return x.Priority < y.Priority
-		}
-		if !x.AvailableAt.Equal(y.AvailableAt) {
-			return x.AvailableAt.Before(y.AvailableAt)
-		}
-		return x.Row < y.Row
+	slices.SortFunc(jobs, func(x, y Job) int {
+		return cmp.Or(cmp.Compare(x.Priority, y.Priority), cmp.Compare(x.AvailableAt, y.AvailableAt), cmp.Compare(x.Row, y.Row))
 	})
 	return jobs, nil
 }
 
 // claimedColumns is the column list every dialect's claim returns, in scanClaimed's order.
-const claimedColumns = `id, job_id, name, payload, headers, priority, available_at, attempts, auto_ack`
+const claimedColumns = `id, job_id, name, payload, headers, priority, available_at, attempts, failures, auto_ack`
+
+// claimSet is what a claim writes on a row. Arguments: node, token, lease in milliseconds.
+const claimSet = `reserved_by = ?, claim_token = ?, reserved_at = {now}, lease_until = {now} + ?`
 
 func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 	defer rows.Close()
 	var out []Job
 	for rows.Next() {
 		var (
-			j         Job
-			headers   []byte
-			available int64
+			j       Job
+			headers []byte
 		)
-		if err := rows.Scan(&j.Row, &j.JobID, &j.Name, &j.Payload, &headers, &j.Priority, &available, &j.Attempts, &j.AutoAck); err != nil {
+		if err := rows.Scan(&j.Row, &j.JobID, &j.Name, &j.Payload, &headers, &j.Priority, &j.AvailableAt, &j.Deliveries, &j.Failures, &j.AutoAck); err != nil {
 			return nil, err
 		}
 		h, err := decodeHeaders(headers)
@@ -234,7 +335,6 @@ func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 		}
 		j.Headers = h
 		j.Token = token
-		j.AvailableAt = time.UnixMilli(available)
 		out = append(out, j)
 	}
 	return out, rows.Err()
@@ -273,112 +373,147 @@ func isConflict(err error) bool {
 	return false
 }
 
-// execFenced runs head (a statement ending in WHERE, with lead as its first arguments) on the
-// rows the fences still hold, in one transaction, and returns how many rows it changed. Rows are
-// locked in id order, so concurrent batches cannot deadlock each other.
-func (s *sqlStore) execFenced(ctx context.Context, head string, fences []Fence, lead ...any) (int64, error) {
+// fencedStatement is one statement applied to the rows a set of fences still holds: head is a
+// statement ending in WHERE, with lead as its first arguments.
+type fencedStatement struct {
+	head   string
+	fences []Fence
+	lead   []any
+}
+
+// execFenced runs fenced statements in one transaction and returns how many rows each changed.
+// Rows are locked in id order, so concurrent batches cannot deadlock each other.
+func (s *sqlStore) execFenced(ctx context.Context, statements ...fencedStatement) ([]int64, error) {
 	if err := s.check(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	if len(fences) == 0 {
-		return 0, nil
+	total := 0
+	for i := range statements {
+		statements[i].fences = slices.Clone(statements[i].fences)
+		slices.SortFunc(statements[i].fences, func(a, b Fence) int { return cmp.Compare(a.Row, b.Row) })
+		total += len(statements[i].fences)
 	}
-	fences = slices.Clone(fences)
-	slices.SortFunc(fences, func(a, b Fence) int { return cmp.Compare(a.Row, b.Row) })
-	var total int64
+	if total == 0 {
+		return make([]int64, len(statements)), nil
+	}
+	var counts []int64
 	err := retryConflicts(ctx, func() error {
 		var err error
-		total, err = s.execFencedOnce(ctx, head, fences, lead)
+		counts, err = s.execFencedOnce(ctx, statements)
 		return err
 	})
-	return total, err
+	return counts, err
 }
 
 // fencesPerStatement bounds a set-based fenced statement (MySQL allows 65,535 placeholders).
 const fencesPerStatement = 1000
 
-func (s *sqlStore) execFencedOnce(ctx context.Context, head string, fences []Fence, lead []any) (int64, error) {
-	var perRow *sql.Stmt
+func (s *sqlStore) execFencedOnce(ctx context.Context, statements []fencedStatement) ([]int64, error) {
+	perRow := make([]*stmt, len(statements))
 	if s.d.fencedWhere == nil {
-		// Prepared once per node (see prepared), not once per batch: parsing it took a tenth of an
-		// ack. Before begin: SQLite's one write connection is the transaction's until it ends.
-		var err error
-		if perRow, err = s.prepared(ctx, s.w, head+"id = ? AND claim_token = ?"); err != nil {
-			return 0, err
+		// Prepared once per node (see prepared), not once per batch: parsing took a tenth of an ack.
+		// Before begin: SQLite's one write connection is the transaction's until it ends.
+		for i, st := range statements {
+			if len(st.fences) == 0 {
+				continue
+			}
+			var err error
+			if perRow[i], err = s.prepared(ctx, s.w, st.head+"id = ? AND claim_token = ?"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	tx, err := s.begin(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	var total int64
-	if perRow == nil {
-		// One statement per chunk of fences: one round trip, not one per job.
-		for chunk := range slices.Chunk(fences, fencesPerStatement) {
-			where, args := s.d.fencedWhere(chunk)
-			res, err := tx.ExecContext(ctx, s.q(head+where), append(slices.Clone(lead), args...)...)
+	counts := make([]int64, len(statements))
+	for i, st := range statements {
+		if len(st.fences) == 0 {
+			continue
+		}
+		if s.d.fencedWhere != nil {
+			// One statement per chunk of fences: one round trip, not one per job.
+			for chunk := range slices.Chunk(st.fences, fencesPerStatement) {
+				where, args := s.d.fencedWhere(chunk)
+				res, err := s.exec(ctx, tx, st.head+where, append(slices.Clone(st.lead), args...)...)
+				if err != nil {
+					return nil, err
+				}
+				n, _ := res.RowsAffected()
+				counts[i] += n
+			}
+			continue
+		}
+		row := tx.StmtContext(ctx, perRow[i].Stmt)
+		bound := &stmt{Stmt: row, now: perRow[i].now, clock: s.clock}
+		// The transaction is bound to ctx; its statements need not be one by one. (With a cancellable
+		// context each statement costs the SQLite driver a goroutine that waits for the cancel.)
+		rowCtx := context.WithoutCancel(ctx)
+		for _, f := range st.fences {
+			res, err := bound.exec(rowCtx, append(slices.Clone(st.lead), f.Row, f.Token)...)
 			if err != nil {
-				return 0, err
+				_ = row.Close()
+				return nil, err
 			}
 			n, _ := res.RowsAffected()
-			total += n
+			counts[i] += n
 		}
-		return total, tx.Commit()
+		_ = row.Close()
 	}
-	stmt := tx.StmtContext(ctx, perRow)
-	defer stmt.Close()
-	// The transaction is bound to ctx; its statements need not be one by one. (With a cancellable
-	// context each statement costs the SQLite driver a goroutine that waits for the cancel.)
-	rowCtx := context.WithoutCancel(ctx)
-	for _, f := range fences {
-		res, err := stmt.ExecContext(rowCtx, append(lead, f.Row, f.Token)...)
-		if err != nil {
-			return 0, err
-		}
-		n, _ := res.RowsAffected()
-		total += n
-	}
-	return total, tx.Commit()
+	return counts, tx.Commit()
 }
 
-func (s *sqlStore) Ack(ctx context.Context, fences []Fence) (int64, error) {
-	n, err := s.execFenced(ctx, `DELETE FROM rr_jobs WHERE `, fences)
+// unreserve is what every statement that ends a claim writes.
+const unreserve = `reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, delivered_at = NULL`
+
+// releaseSet returns a row to ready. A claim that had reached a worker (delivered_at set) and ends
+// this way ended without an answer: it counts a delivery and a failed one.
+const releaseSet = `attempts = attempts + CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END,
+	failures = failures + CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END, ` + unreserve
+
+func (s *sqlStore) Write(ctx context.Context, b Batch) (int64, error) {
+	counts, err := s.execFenced(ctx,
+		fencedStatement{head: `DELETE FROM rr_jobs WHERE `, fences: b.Acks},
+		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now} WHERE `, fences: b.Delivered})
 	if err != nil {
-		return 0, fmt.Errorf("ack %d jobs: %w", len(fences), err)
+		return 0, fmt.Errorf("ack %d jobs and mark %d delivered: %w", len(b.Acks), len(b.Delivered), err)
 	}
-	return n, nil
+	return counts[0], nil
 }
 
-func (s *sqlStore) Extend(ctx context.Context, fences []Fence, until time.Time) (int64, error) {
-	n, err := s.execFenced(ctx, `UPDATE rr_jobs SET lease_until = ? WHERE `, fences, ms(until))
+func (s *sqlStore) Extend(ctx context.Context, fences []Fence, lease time.Duration) (int64, error) {
+	counts, err := s.execFenced(ctx, fencedStatement{head: `UPDATE rr_jobs SET lease_until = {now} + ? WHERE `, fences: fences, lead: []any{lease.Milliseconds()}})
 	if err != nil {
 		return 0, fmt.Errorf("extend the lease of %d jobs: %w", len(fences), err)
 	}
-	return n, nil
+	return counts[0], nil
 }
 
 func (s *sqlStore) Release(ctx context.Context, fences []Fence) (int64, error) {
-	n, err := s.execFenced(ctx, `UPDATE rr_jobs
-		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, attempts = attempts - 1
-		WHERE `, fences)
+	counts, err := s.execFenced(ctx, fencedStatement{head: `UPDATE rr_jobs SET ` + releaseSet + ` WHERE `, fences: fences})
 	if err != nil {
 		return 0, fmt.Errorf("release %d jobs: %w", len(fences), err)
 	}
-	return n, nil
+	return counts[0], nil
 }
 
-func (s *sqlStore) Requeue(ctx context.Context, f Fence, headers map[string][]string, availableAt time.Time, lastError string) (bool, error) {
+func (s *sqlStore) Requeue(ctx context.Context, f Fence, r Requeue) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
-	h, err := encodeHeaders(headers)
+	h, err := encodeHeaders(r.Headers)
 	if err != nil {
 		return false, fmt.Errorf("requeue: encode headers: %w", err)
 	}
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE rr_jobs
-		SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL, headers = ?, available_at = ?, last_error = ?
-		WHERE id = ? AND claim_token = ?`), h, ms(availableAt), nullIfEmpty(lastError), f.Row, f.Token)
+	failed := 0
+	if r.Failed {
+		failed = 1
+	}
+	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs
+		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, last_error = ?
+		WHERE id = ? AND claim_token = ?`, failed, h, r.Delay.Milliseconds(), nullIfEmpty(r.LastError), f.Row, f.Token)
 	if err != nil {
 		return false, fmt.Errorf("requeue: %w", err)
 	}
@@ -386,7 +521,9 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, headers map[string][]st
 	return n == 1, nil
 }
 
-func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, now time.Time) (bool, error) {
+// Fail copies the job to the failed jobs and deletes it in one transaction; both statements must
+// find the claim, or nothing changes.
+func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, deliveries int64) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
@@ -395,18 +532,24 @@ func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, now time.Ti
 		return false, fmt.Errorf("fail job: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO rr_failed_jobs
+	res, err := s.exec(ctx, tx, `INSERT INTO rr_failed_jobs
 		(queue, job_id, name, payload, headers, priority, attempts, error, failed_at)
-		SELECT queue, job_id, name, payload, headers, priority, attempts, ?, ?
-		FROM rr_jobs WHERE id = ? AND claim_token = ?`), reason, ms(now), f.Row, f.Token)
+		SELECT queue, job_id, name, payload, headers, priority, ?, ?, {now}
+		FROM rr_jobs WHERE id = ? AND claim_token = ?`, deliveries, reason, f.Row, f.Token)
 	if err != nil {
 		return false, fmt.Errorf("fail job: copy to failed jobs: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n, _ := res.RowsAffected(); n != 1 {
 		return false, nil
 	}
-	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_jobs WHERE id = ? AND claim_token = ?`), f.Row, f.Token); err != nil {
+	// The copy read the row without locking it: the delete checks the claim again under the row
+	// lock, and if another session released the job in between, the copy is rolled back.
+	res, err = s.exec(ctx, tx, `DELETE FROM rr_jobs WHERE id = ? AND claim_token = ?`, f.Row, f.Token)
+	if err != nil {
 		return false, fmt.Errorf("fail job: delete: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
 	}
 	if err = tx.Commit(); err != nil {
 		return false, fmt.Errorf("fail job: commit: %w", err)
@@ -414,20 +557,20 @@ func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, now time.Ti
 	return true, nil
 }
 
-func (s *sqlStore) Counts(ctx context.Context, queue string, now time.Time) (Counts, error) {
+func (s *sqlStore) Counts(ctx context.Context, queue string) (Counts, error) {
 	var c Counts
 	if err := s.check(); err != nil {
 		return c, err
 	}
 	// Two index-only counts: the claim index for ready/delayed, the reserved index for reserved.
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT
-			COALESCE(SUM(CASE WHEN available_at <= ? THEN 1 ELSE 0 END), 0),
-			COALESCE(SUM(CASE WHEN available_at > ? THEN 1 ELSE 0 END), 0)
-		FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`), ms(now), ms(now), queue).Scan(&c.Ready, &c.Delayed)
+	err := s.queryRow(ctx, s.r, `SELECT
+			COALESCE(SUM(CASE WHEN available_at <= {now} THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN available_at > {now} THEN 1 ELSE 0 END), 0)
+		FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`, queue).Scan(&c.Ready, &c.Delayed)
 	if err != nil {
 		return c, fmt.Errorf("count jobs of queue %s: %w", queue, err)
 	}
-	err = s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL`), queue).Scan(&c.Reserved)
+	err = s.queryRow(ctx, s.r, `SELECT COUNT(*) FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL`, queue).Scan(&c.Reserved)
 	if err != nil {
 		return c, fmt.Errorf("count reserved jobs of queue %s: %w", queue, err)
 	}
@@ -439,30 +582,30 @@ func (s *sqlStore) FailedCount(ctx context.Context, queue string) (int64, error)
 		return 0, err
 	}
 	var n int64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM rr_failed_jobs WHERE queue = ?`), queue).Scan(&n)
+	err := s.queryRow(ctx, s.r, `SELECT COUNT(*) FROM rr_failed_jobs WHERE queue = ?`, queue).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count failed jobs of queue %s: %w", queue, err)
 	}
 	return n, nil
 }
 
-func (s *sqlStore) RegisterNode(ctx context.Context, n Node, now time.Time) error {
+func (s *sqlStore) RegisterNode(ctx context.Context, n Node) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO rr_nodes (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)`),
-		n.ID, n.Host, n.PID, ms(now), ms(now))
+	_, err := s.exec(ctx, s.w, `INSERT INTO rr_nodes (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, {now}, {now})`,
+		n.ID, n.Host, n.PID)
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", n.ID, err)
 	}
 	return nil
 }
 
-func (s *sqlStore) Heartbeat(ctx context.Context, node string, now time.Time) (bool, error) {
+func (s *sqlStore) Heartbeat(ctx context.Context, node string) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
-	res, err := s.execPrepared(ctx, `UPDATE rr_nodes SET heartbeat_at = ? WHERE id = ?`, ms(now), node)
+	res, err := s.execPrepared(ctx, `UPDATE rr_nodes SET heartbeat_at = {now} WHERE id = ?`, node)
 	if err != nil {
 		return false, fmt.Errorf("heartbeat of node %s: %w", node, err)
 	}
@@ -474,21 +617,17 @@ func (s *sqlStore) Nodes(ctx context.Context) ([]Node, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, host, pid, heartbeat_at FROM rr_nodes`)
+	rows, err := s.query(ctx, s.r, `SELECT id, host, pid, heartbeat_at FROM rr_nodes`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	defer rows.Close()
 	var out []Node
 	for rows.Next() {
-		var (
-			n  Node
-			hb int64
-		)
-		if err := rows.Scan(&n.ID, &n.Host, &n.PID, &hb); err != nil {
+		var n Node
+		if err := rows.Scan(&n.ID, &n.Host, &n.PID, &n.HeartbeatAt); err != nil {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
-		n.HeartbeatAt = time.UnixMilli(hb)
 		out = append(out, n)
 	}
 	return out, rows.Err()
@@ -496,26 +635,25 @@ func (s *sqlStore) Nodes(ctx context.Context) ([]Node, error) {
 
 // releaseOrphans returns to ready the jobs reserved by nodes that are no longer registered, and
 // those whose lease ran out (a node that lost track of a job stops extending it).
-// The attempt they were delivered on still counts: the job may have run.
-const releaseOrphans = `UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL
-	WHERE reserved_by IS NOT NULL AND (lease_until < ? OR reserved_by NOT IN (SELECT id FROM rr_nodes))`
+const releaseOrphans = `UPDATE rr_jobs SET ` + releaseSet + `
+	WHERE reserved_by IS NOT NULL AND (lease_until < {now} OR reserved_by NOT IN (SELECT id FROM rr_nodes))`
 
-func (s *sqlStore) Reap(ctx context.Context, now, staleBefore time.Time, dead []string) (int64, error) {
+func (s *sqlStore) Reap(ctx context.Context, ttl time.Duration, dead []string) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
 	// Every node runs this at each heartbeat, so it is a few prepared statements, each atomic on its
 	// own, not a transaction. Nodes go first; a job whose node is gone is released by the last
 	// statement, now or at the next reap.
-	if _, err := s.execPrepared(ctx, `DELETE FROM rr_nodes WHERE heartbeat_at < ?`, ms(staleBefore)); err != nil {
+	if _, err := s.execPrepared(ctx, `DELETE FROM rr_nodes WHERE heartbeat_at < {now} - ?`, ttl.Milliseconds()); err != nil {
 		return 0, fmt.Errorf("reap stale nodes: %w", err)
 	}
 	for _, id := range dead {
-		if _, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE id = ?`), id); err != nil {
+		if _, err := s.exec(ctx, s.w, `DELETE FROM rr_nodes WHERE id = ?`, id); err != nil {
 			return 0, fmt.Errorf("reap node %s: %w", id, err)
 		}
 	}
-	res, err := s.execPrepared(ctx, releaseOrphans, ms(now))
+	res, err := s.execPrepared(ctx, releaseOrphans)
 	if err != nil {
 		return 0, fmt.Errorf("release jobs of dead nodes: %w", err)
 	}
@@ -532,11 +670,10 @@ func (s *sqlStore) RemoveNode(ctx context.Context, node string) (int64, error) {
 		return 0, fmt.Errorf("remove node %s: %w", node, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err = tx.ExecContext(ctx, s.q(`DELETE FROM rr_nodes WHERE id = ?`), node); err != nil {
+	if _, err = s.exec(ctx, tx, `DELETE FROM rr_nodes WHERE id = ?`, node); err != nil {
 		return 0, fmt.Errorf("remove node %s: %w", node, err)
 	}
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE rr_jobs SET reserved_by = NULL, claim_token = NULL, reserved_at = NULL, lease_until = NULL
-		WHERE reserved_by = ?`), node)
+	res, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+releaseSet+` WHERE reserved_by = ?`, node)
 	if err != nil {
 		return 0, fmt.Errorf("release jobs of node %s: %w", node, err)
 	}
@@ -549,7 +686,7 @@ func (s *sqlStore) Close() error {
 		return nil
 	}
 	s.stmts.Range(func(key, st any) bool {
-		_ = st.(*sql.Stmt).Close()
+		_ = st.(*stmt).Close()
 		s.stmts.Delete(key)
 		return true
 	})
@@ -568,7 +705,6 @@ func jitterMs(n int) time.Duration { return time.Duration(1+rand.IntN(n)) * time
 // ExplainClaim returns the database's plan for the claim statement, exactly as the claim runs it,
 // one line per plan row. The tests assert that it reads the claim index in order.
 func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, error) {
-	now := time.Now().UnixMilli()
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return "", err
@@ -578,7 +714,7 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 	switch s.d.name {
 	case "postgres":
 		// PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN): force the generic plan of a prepared claim.
-		for _, st := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE rr_claim_explain AS " + s.d.claimSQL} {
+		for _, st := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE rr_claim_explain AS " + s.q(s.d.claimSQL)} {
 			if _, err = conn.ExecContext(ctx, st); err != nil {
 				return "", fmt.Errorf("explain claim: %w", err)
 			}
@@ -588,11 +724,11 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 			_, _ = conn.ExecContext(context.Background(), "RESET plan_cache_mode")
 		}()
 		// The values do not matter: a generic plan ignores them.
-		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('node', 1, 0, 0, 'queue', 0, 100)")
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('queue', 100, 'node', 1, 60000)")
 	case "mysql":
-		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+s.d.claimSQL, queue, now, 100)
+		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, queue, 100)
 	default:
-		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), now, now, queue, now, 100)
+		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), int64(60000), queue, 100)
 	}
 	if err != nil {
 		return "", fmt.Errorf("explain claim: %w", err)

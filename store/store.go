@@ -1,6 +1,12 @@
 // Package store holds every SQL statement of the plugin behind one interface, Store.
 // The statements that differ between databases (the claim, placeholders, schema) live in one file
-// per dialect; everything else is shared. Times are unix milliseconds taken from the caller's clock.
+// per dialect; everything else is shared.
+//
+// Time is the database's. Every due time, lease and heartbeat is written and compared with the
+// clock of the database the statement runs on (`{now}` in the statements below, in unix
+// milliseconds): the server's clock on PostgreSQL and MySQL, which every node sharing the database
+// agrees on, and on SQLite, a file of this host, the store's own clock. A node whose clock is
+// minutes off neither reaps its peers nor gets reaped, and its pushes are due when they should be.
 package store
 
 import (
@@ -11,36 +17,42 @@ import (
 
 // NewJob is a job to insert.
 type NewJob struct {
-	JobID       string
-	Queue       string
-	Name        string
-	Payload     []byte
-	Headers     map[string][]string
-	Priority    int64
-	AvailableAt time.Time
-	AutoAck     bool
+	JobID    string
+	Queue    string
+	Name     string
+	Payload  []byte
+	Headers  map[string][]string
+	Priority int64
+	// Delay is how long after the insert (by the database's clock) the job becomes ready.
+	Delay   time.Duration
+	AutoAck bool
 }
 
 // Job is a claimed job, reserved by the claiming node until it is acked, requeued, failed or released.
 type Job struct {
 	Fence
-	JobID       string
-	Name        string
-	Payload     []byte
-	Headers     map[string][]string
-	Priority    int64
-	AvailableAt time.Time
-	Attempts    int64
-	AutoAck     bool
+	JobID    string
+	Name     string
+	Payload  []byte
+	Headers  map[string][]string
+	Priority int64
+	// AvailableAt is when the job became ready (unix milliseconds, the database's clock).
+	AvailableAt int64
+	// Deliveries is how many times the job reached a worker before this claim.
+	Deliveries int64
+	// Failures is how many of those deliveries ended without an answer (the worker crashed or
+	// timed out, or the node died): what max_attempts caps. A requeue asked for by the worker is an
+	// answer, not a failure.
+	Failures int64
+	AutoAck  bool
 }
 
-// ClaimRequest asks for up to Limit ready jobs of Queue for Node, leased until LeaseUntil.
+// ClaimRequest asks for up to Limit ready jobs of Queue for Node, leased for Lease.
 type ClaimRequest struct {
-	Queue      string
-	Node       string
-	Limit      int
-	Now        time.Time
-	LeaseUntil time.Time
+	Queue string
+	Node  string
+	Limit int
+	Lease time.Duration
 }
 
 // Fence identifies one claim of one row: a statement fenced by it does nothing if the job was
@@ -48,6 +60,27 @@ type ClaimRequest struct {
 type Fence struct {
 	Row   int64
 	Token int64
+}
+
+// Requeue is how a held job goes back to ready.
+type Requeue struct {
+	// Headers replace the job's headers.
+	Headers map[string][]string
+	Delay   time.Duration
+	// Failed: the delivery ended without an answer (it counts against max_attempts); false for a
+	// requeue the worker asked for.
+	Failed bool
+	// LastError records why the delivery failed (empty for a requeue the worker asked for).
+	LastError string
+}
+
+// Batch is the bookkeeping gathered over a few milliseconds, written in one transaction.
+type Batch struct {
+	// Acks are jobs answered with success: their rows are deleted.
+	Acks []Fence
+	// Delivered are jobs that reached a worker and were not answered yet: marked so that, should
+	// this node die before the answer, the delivery counts as one without an answer.
+	Delivered []Fence
 }
 
 // Counts are a queue's jobs by state.
@@ -59,10 +92,34 @@ type Counts struct {
 
 // Node is a running process that claims jobs.
 type Node struct {
-	ID          string
-	Host        string // hostname plus pid namespace: pids are comparable only within one
-	PID         int
-	HeartbeatAt time.Time
+	ID string
+	// Host identifies the machine and pid namespace of the process: two nodes may compare pids only
+	// when their hosts are equal.
+	Host string
+	PID  int
+	// HeartbeatAt is the last heartbeat (unix milliseconds, the database's clock).
+	HeartbeatAt int64
+}
+
+// ServerOptions are the connection settings of a PostgreSQL or MySQL database.
+type ServerOptions struct {
+	DSN          string
+	MaxOpenConns int
+	// Migrate applies the embedded migrations; off, the schema is only checked.
+	Migrate bool
+	// ConnectTimeout bounds connecting and the first round trip (0: none); MigrateTimeout bounds
+	// the schema check or migration, the wait for another node's migration lock included.
+	ConnectTimeout, MigrateTimeout time.Duration
+	// Clock is this node's time (default time.Now). The store compares no time with it (the
+	// server's clock is the only one the nodes agree on): ClockSkew reports how far it is off.
+	Clock func() time.Time
+}
+
+func (o ServerOptions) clock() func() time.Time {
+	if o.Clock == nil {
+		return time.Now
+	}
+	return o.Clock
 }
 
 // ErrClosed is returned by every call after Close.
@@ -74,32 +131,33 @@ type Store interface {
 	Insert(ctx context.Context, job NewJob) error
 	// Claim reserves up to Limit ready jobs of a queue for a node, in (priority, available_at, id) order.
 	Claim(ctx context.Context, req ClaimRequest) ([]Job, error)
-	// Extend pushes the lease of held jobs to until (the job is still queued or running here).
-	Extend(ctx context.Context, fences []Fence, until time.Time) (int64, error)
-	// Ack deletes acknowledged jobs; fences that no longer hold are skipped. Returns rows deleted.
-	Ack(ctx context.Context, fences []Fence) (int64, error)
-	// Requeue makes a held job ready again at availableAt with new headers, in one statement;
-	// lastError (empty for a requeue the worker asked for) records why its delivery failed.
-	Requeue(ctx context.Context, f Fence, headers map[string][]string, availableAt time.Time, lastError string) (bool, error)
-	// Fail moves a held job to the failed jobs with a reason.
-	Fail(ctx context.Context, f Fence, reason string, now time.Time) (bool, error)
-	// Release returns held jobs that never reached a worker to ready, without counting an attempt.
+	// Extend pushes the lease of held jobs to lease from now (the job is still queued or running here).
+	Extend(ctx context.Context, fences []Fence, lease time.Duration) (int64, error)
+	// Write applies a batch in one transaction; fences that no longer hold are skipped. Returns the
+	// rows the acks deleted.
+	Write(ctx context.Context, b Batch) (acked int64, err error)
+	// Requeue makes a held job ready again, in one statement; false if the fence no longer holds.
+	Requeue(ctx context.Context, f Fence, r Requeue) (bool, error)
+	// Fail moves a held job to the failed jobs with a reason and its number of deliveries, in one
+	// transaction; false (and nothing changed) if the fence no longer holds.
+	Fail(ctx context.Context, f Fence, reason string, deliveries int64) (bool, error)
+	// Release returns held jobs that never reached a worker to ready, without counting a delivery.
 	Release(ctx context.Context, fences []Fence) (int64, error)
 	// Counts reports a queue's jobs by state.
-	Counts(ctx context.Context, queue string, now time.Time) (Counts, error)
+	Counts(ctx context.Context, queue string) (Counts, error)
 	// FailedCount is the number of failed jobs of a queue.
 	FailedCount(ctx context.Context, queue string) (int64, error)
 
 	// RegisterNode records a starting node.
-	RegisterNode(ctx context.Context, n Node, now time.Time) error
+	RegisterNode(ctx context.Context, n Node) error
 	// Heartbeat refreshes a node; false means its row is gone (it was declared dead).
-	Heartbeat(ctx context.Context, node string, now time.Time) (bool, error)
+	Heartbeat(ctx context.Context, node string) (bool, error)
 	// Nodes lists the registered nodes.
 	Nodes(ctx context.Context) ([]Node, error)
-	// Reap removes nodes whose heartbeat is older than staleBefore plus the listed dead ones,
-	// then returns to ready every job reserved by a node that is no longer registered and every
-	// job whose lease ended before now.
-	Reap(ctx context.Context, now, staleBefore time.Time, dead []string) (jobs int64, err error)
+	// Reap removes the nodes without a heartbeat for ttl plus the listed dead ones, then returns to
+	// ready every job reserved by a node that is no longer registered and every job whose lease
+	// ended. A job that had reached a worker counts a delivery without an answer.
+	Reap(ctx context.Context, ttl time.Duration, dead []string) (jobs int64, err error)
 	// RemoveNode unregisters a stopping node and returns what it still holds to ready.
 	RemoveNode(ctx context.Context, node string) (jobs int64, err error)
 
@@ -112,11 +170,13 @@ type Store interface {
 	// Declared keeps pipelines created at runtime.
 	Declared
 
+	// ClockSkew is how far the database's clock is ahead of this node's (0 on SQLite, where they
+	// are one): nothing depends on it, but a node minutes off is worth a warning.
+	ClockSkew(ctx context.Context) (time.Duration, error)
+
 	Dialect() string
 	Close() error
 }
 
 // ErrNoListen is Listen's answer on databases without notifications.
 var ErrNoListen = errors.New("this database has no notifications; consumers poll")
-
-func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ func backends() map[string]func(t testing.TB) Store {
 		},
 		"postgres": func(t testing.TB) Store {
 			dsn := serverDSN(t, "SQLJOBS_POSTGRES_DSN")
-			s, err := OpenPostgres(ctx, dsn, 8, true)
+			s, err := OpenPostgres(ctx, ServerOptions{DSN: dsn, MaxOpenConns: 8, Migrate: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,7 +38,7 @@ func backends() map[string]func(t testing.TB) Store {
 		},
 		"mysql": func(t testing.TB) Store {
 			dsn := serverDSN(t, "SQLJOBS_MYSQL_DSN")
-			s, err := OpenMySQL(ctx, dsn, 8, true)
+			s, err := OpenMySQL(ctx, ServerOptions{DSN: dsn, MaxOpenConns: 8, Migrate: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,6 +93,33 @@ func mustInsert(t *testing.T, s Store, j NewJob) {
 	}
 }
 
+// elapse lets d pass for what a store holds: every time it stored moves d into the past. (The
+// clocks of PostgreSQL and MySQL cannot be moved; the data can, the same way on every database.)
+func elapse(t testing.TB, s Store, d time.Duration) {
+	t.Helper()
+	ms := d.Milliseconds()
+	for _, st := range []struct {
+		query string
+		n     int
+	}{
+		{`UPDATE rr_jobs SET available_at = available_at - ?, created_at = created_at - ?, lease_until = lease_until - ?,
+			reserved_at = reserved_at - ?, delivered_at = delivered_at - ?`, 5},
+		{`UPDATE rr_nodes SET heartbeat_at = heartbeat_at - ?, started_at = started_at - ?`, 2},
+		{`UPDATE rr_failed_jobs SET failed_at = failed_at - ?`, 1},
+	} {
+		args := make([]any, st.n)
+		for i := range args {
+			args[i] = ms
+		}
+		if _, err := s.(*sqlStore).exec(ctx, s.(*sqlStore).w, st.query, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ack deletes acknowledged jobs.
+func ack(s Store, fences ...Fence) (int64, error) { return s.Write(ctx, Batch{Acks: fences}) }
+
 func ids(jobs []Job) []string {
 	out := make([]string, len(jobs))
 	for i, j := range jobs {
@@ -105,7 +133,7 @@ func TestClaimOrderPriorityThenFIFO(t *testing.T) {
 		for i, p := range []int64{5, 1, 5, 1, 3} {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprintf("j%d", i), Priority: p, Payload: []byte("x")})
 		}
-		got, err := claim(s, "q", "n1", 10, time.Now())
+		got, err := claim(s, "q", "n1", 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,10 +141,10 @@ func TestClaimOrderPriorityThenFIFO(t *testing.T) {
 		if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
 			t.Fatalf("claim order = %v, want %v", ids(got), want)
 		}
-		if got[0].Attempts != 1 {
-			t.Fatalf("attempts after first claim = %d, want 1", got[0].Attempts)
+		if got[0].Deliveries != 0 || got[0].Failures != 0 {
+			t.Fatalf("a first claim counts %d deliveries and %d failures, want none: a claim is not a delivery", got[0].Deliveries, got[0].Failures)
 		}
-		again, _ := claim(s, "q", "n2", 10, time.Now())
+		again, _ := claim(s, "q", "n2", 10)
 		if len(again) != 0 {
 			t.Fatalf("reserved jobs claimed twice: %v", ids(again))
 		}
@@ -129,11 +157,11 @@ func TestClaimLimitAndQueues(t *testing.T) {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i), Queue: "a"})
 		}
 		mustInsert(t, s, NewJob{JobID: "other", Queue: "b"})
-		got, _ := claim(s, "a", "n", 3, time.Now())
+		got, _ := claim(s, "a", "n", 3)
 		if len(got) != 3 {
 			t.Fatalf("claimed %d, want 3", len(got))
 		}
-		c, _ := s.Counts(ctx, "a", time.Now())
+		c, _ := s.Counts(ctx, "a")
 		if c != (Counts{Ready: 2, Reserved: 3}) {
 			t.Fatalf("counts = %+v", c)
 		}
@@ -142,18 +170,18 @@ func TestClaimLimitAndQueues(t *testing.T) {
 
 func TestDelayedJobsWaitAndSameSecondSurvive(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
-		due := time.Now().Add(time.Hour)
 		for i := range 50 {
-			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i), AvailableAt: due})
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i), Delay: time.Hour})
 		}
-		if got, _ := claim(s, "q", "n", 100, time.Now()); len(got) != 0 {
+		if got, _ := claim(s, "q", "n", 100); len(got) != 0 {
 			t.Fatalf("claimed %d delayed jobs before their time", len(got))
 		}
-		c, _ := s.Counts(ctx, "q", time.Now())
+		c, _ := s.Counts(ctx, "q")
 		if c.Delayed != 50 || c.Ready != 0 {
 			t.Fatalf("counts = %+v, want 50 delayed", c)
 		}
-		got, _ := claim(s, "q", "n", 100, due.Add(time.Millisecond))
+		elapse(t, s, time.Hour+time.Second)
+		got, _ := claim(s, "q", "n", 100)
 		if len(got) != 50 {
 			t.Fatalf("claimed %d jobs due in the same millisecond, want all 50", len(got))
 		}
@@ -163,22 +191,22 @@ func TestDelayedJobsWaitAndSameSecondSurvive(t *testing.T) {
 func TestAckIsFenced(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		mustInsert(t, s, NewJob{JobID: "a"})
-		first, _ := claim(s, "q", "n1", 1, time.Now())
+		first, _ := claim(s, "q", "n1", 1)
 		// The job goes back and another claim takes it: the first holder's ack must not delete it.
 		if n, _ := s.Release(ctx, []Fence{first[0].Fence}); n != 1 {
 			t.Fatalf("released %d, want 1", n)
 		}
-		second, _ := claim(s, "q", "n2", 1, time.Now())
-		if len(second) != 1 || second[0].Attempts != 1 {
-			t.Fatalf("second claim = %+v (a release must not count an attempt)", second)
+		second, _ := claim(s, "q", "n2", 1)
+		if len(second) != 1 || second[0].Deliveries != 0 || second[0].Failures != 0 {
+			t.Fatalf("second claim = %+v (a job taken back before a worker saw it counts no delivery)", second)
 		}
-		if n, _ := s.Ack(ctx, []Fence{first[0].Fence}); n != 0 {
+		if n, _ := ack(s, first[0].Fence); n != 0 {
 			t.Fatalf("stale ack deleted %d rows", n)
 		}
-		if n, _ := s.Ack(ctx, []Fence{second[0].Fence}); n != 1 {
+		if n, _ := ack(s, second[0].Fence); n != 1 {
 			t.Fatalf("ack deleted %d rows, want 1", n)
 		}
-		c, _ := s.Counts(ctx, "q", time.Now())
+		c, _ := s.Counts(ctx, "q")
 		if c != (Counts{}) {
 			t.Fatalf("counts after ack = %+v", c)
 		}
@@ -188,21 +216,29 @@ func TestAckIsFenced(t *testing.T) {
 func TestRequeueStoresHeadersAndDelay(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		mustInsert(t, s, NewJob{JobID: "a", Headers: map[string][]string{"k": {"1"}}})
-		got, _ := claim(s, "q", "n", 1, time.Now())
-		later := time.Now().Add(2 * time.Second)
-		ok, err := s.Requeue(ctx, got[0].Fence, map[string][]string{"k": {"1"}, "retry": {"yes"}}, later, "worker crashed")
+		got, _ := claim(s, "q", "n", 1)
+		ok, err := s.Requeue(ctx, got[0].Fence, Requeue{Headers: map[string][]string{"k": {"1"}, "retry": {"yes"}}, Delay: 2 * time.Second})
 		if err != nil || !ok {
 			t.Fatalf("requeue = %v, %v", ok, err)
 		}
-		if ok, _ := s.Requeue(ctx, got[0].Fence, nil, time.Now(), ""); ok {
+		if ok, _ := s.Requeue(ctx, got[0].Fence, Requeue{}); ok {
 			t.Fatal("a second requeue with the same fence succeeded")
 		}
-		if again, _ := claim(s, "q", "n", 1, time.Now()); len(again) != 0 {
+		if again, _ := claim(s, "q", "n", 1); len(again) != 0 {
 			t.Fatal("requeued job claimable before its delay")
 		}
-		again, _ := claim(s, "q", "n", 1, later.Add(time.Millisecond))
-		if len(again) != 1 || again[0].Headers["retry"][0] != "yes" || again[0].Headers["k"][0] != "1" || again[0].Attempts != 2 {
-			t.Fatalf("requeued job = %+v", again)
+		elapse(t, s, 2*time.Second+time.Millisecond)
+		again, _ := claim(s, "q", "n", 1)
+		if len(again) != 1 || again[0].Headers["retry"][0] != "yes" || again[0].Headers["k"][0] != "1" || again[0].Deliveries != 1 || again[0].Failures != 0 {
+			t.Fatalf("requeued job = %+v: want its headers, one delivery and no failure (the worker answered)", again)
+		}
+		// A delivery that failed without an answer counts against max_attempts.
+		if ok, _ := s.Requeue(ctx, again[0].Fence, Requeue{Failed: true, LastError: "worker crashed"}); !ok {
+			t.Fatal("requeue after a failed delivery")
+		}
+		third, _ := claim(s, "q", "n", 1)
+		if len(third) != 1 || third[0].Deliveries != 2 || third[0].Failures != 1 {
+			t.Fatalf("after a failed delivery = %+v, want 2 deliveries, 1 failure", third)
 		}
 	})
 }
@@ -210,16 +246,16 @@ func TestRequeueStoresHeadersAndDelay(t *testing.T) {
 func TestFailMovesToFailedJobs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		mustInsert(t, s, NewJob{JobID: "a"})
-		got, _ := claim(s, "q", "n", 1, time.Now())
-		ok, err := s.Fail(ctx, got[0].Fence, "boom", time.Now())
+		got, _ := claim(s, "q", "n", 1)
+		ok, err := s.Fail(ctx, got[0].Fence, "boom", 1)
 		if err != nil || !ok {
 			t.Fatalf("fail = %v, %v", ok, err)
 		}
-		if ok, _ := s.Fail(ctx, got[0].Fence, "again", time.Now()); ok {
+		if ok, _ := s.Fail(ctx, got[0].Fence, "again", 1); ok {
 			t.Fatal("failed twice with one fence")
 		}
 		n, _ := s.FailedCount(ctx, "q")
-		c, _ := s.Counts(ctx, "q", time.Now())
+		c, _ := s.Counts(ctx, "q")
 		if n != 1 || c != (Counts{}) {
 			t.Fatalf("failed = %d, counts = %+v", n, c)
 		}
@@ -228,37 +264,55 @@ func TestFailMovesToFailedJobs(t *testing.T) {
 
 func TestReapReturnsJobsOfDeadNodes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
-		now := time.Now()
 		for _, id := range []string{"alive", "stale", "crashed"} {
-			if err := s.RegisterNode(ctx, Node{ID: id, Host: "h", PID: 1}, now); err != nil {
+			if err := s.RegisterNode(ctx, Node{ID: id, Host: "h", PID: 1}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for i := range 3 {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprint(i)})
 		}
+		held := map[string]Job{}
 		for _, id := range []string{"alive", "stale", "crashed"} {
-			if got, _ := claim(s, "q", id, 1, time.Now()); len(got) != 1 {
+			got, _ := claim(s, "q", id, 1)
+			if len(got) != 1 {
 				t.Fatalf("node %s claimed %d", id, len(got))
 			}
+			held[id] = got[0]
 		}
-		later := now.Add(time.Minute)
-		if ok, _ := s.Heartbeat(ctx, "alive", later); !ok {
+		// The stale node's job had reached a worker: its end without an answer is a failed delivery.
+		if _, err := s.Write(ctx, Batch{Delivered: []Fence{held["stale"].Fence}}); err != nil {
+			t.Fatal(err)
+		}
+		elapse(t, s, time.Minute)
+		// A live node heartbeats and extends the leases of what it holds.
+		if ok, _ := s.Heartbeat(ctx, "alive"); !ok {
 			t.Fatal("heartbeat of a registered node reported it gone")
 		}
-		released, err := s.Reap(ctx, later, later.Add(-30*time.Second), []string{"crashed"})
+		if n, _ := s.Extend(ctx, []Fence{held["alive"].Fence}, time.Minute); n != 1 {
+			t.Fatal("extend the live node's lease")
+		}
+		released, err := s.Reap(ctx, 30*time.Second, []string{"crashed"})
 		if err != nil || released != 2 {
 			t.Fatalf("reap released %d (%v), want 2", released, err)
 		}
-		if ok, _ := s.Heartbeat(ctx, "stale", later); ok {
+		if ok, _ := s.Heartbeat(ctx, "stale"); ok {
 			t.Fatal("a reaped node's heartbeat still finds its row")
 		}
-		c, _ := s.Counts(ctx, "q", later)
+		c, _ := s.Counts(ctx, "q")
 		if c.Ready != 2 || c.Reserved != 1 {
 			t.Fatalf("counts = %+v, want 2 ready and the live node's 1 reserved", c)
 		}
-		if n, _ := s.RemoveNode(ctx, "alive"); n != 1 {
-			t.Fatalf("RemoveNode released %d, want 1", n)
+		again, _ := claim(s, "q", "alive", 5)
+		counted := map[string][2]int64{}
+		for _, j := range again {
+			counted[j.JobID] = [2]int64{j.Deliveries, j.Failures}
+		}
+		if counted[held["stale"].JobID] != [2]int64{1, 1} || counted[held["crashed"].JobID] != [2]int64{0, 0} {
+			t.Fatalf("deliveries and failures after the reap = %v: want 1/1 for the delivered job, 0/0 for the one no worker saw", counted)
+		}
+		if n, _ := s.RemoveNode(ctx, "alive"); n != 3 {
+			t.Fatalf("RemoveNode released %d, want 3", n)
 		}
 	})
 }
@@ -279,7 +333,7 @@ func TestConcurrentClaimsTakeEachJobOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					got, err := claim(s, "q", fmt.Sprint("n", w), 25, time.Now())
+					got, err := claim(s, "q", fmt.Sprint("n", w), 25)
 					if err != nil {
 						t.Error(err)
 						return
@@ -350,7 +404,7 @@ func TestClaimPlanUsesTheIndex(t *testing.T) {
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := claim(s, "q1", "n", 500, time.Now()); err != nil {
+		if _, err := claim(s, "q1", "n", 500); err != nil {
 			t.Fatal(err)
 		}
 		analyze := map[string]string{"sqlite": "ANALYZE", "postgres": "ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[s.Dialect()]
@@ -381,19 +435,18 @@ func TestClaimPlanUsesTheIndex(t *testing.T) {
 	})
 }
 
-func claim(s Store, queue, node string, limit int, now time.Time) ([]Job, error) {
-	return s.Claim(ctx, ClaimRequest{Queue: queue, Node: node, Limit: limit, Now: now, LeaseUntil: now.Add(time.Minute)})
+func claim(s Store, queue, node string, limit int) ([]Job, error) {
+	return s.Claim(ctx, ClaimRequest{Queue: queue, Node: node, Limit: limit, Lease: time.Minute})
 }
 
 func TestExpiredLeaseReturnsToReadyAndExtendKeepsIt(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
-		now := time.Now()
-		if err := s.RegisterNode(ctx, Node{ID: "n", Host: "h", PID: 1}, now); err != nil {
+		if err := s.RegisterNode(ctx, Node{ID: "n", Host: "h", PID: 1}); err != nil {
 			t.Fatal(err)
 		}
 		mustInsert(t, s, NewJob{JobID: "kept"})
 		mustInsert(t, s, NewJob{JobID: "lost"})
-		got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 2, Now: time.Now(), LeaseUntil: now.Add(time.Second)})
+		got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 2, Lease: time.Second})
 		if err != nil || len(got) != 2 {
 			t.Fatalf("claim = %d, %v", len(got), err)
 		}
@@ -401,16 +454,19 @@ func TestExpiredLeaseReturnsToReadyAndExtendKeepsIt(t *testing.T) {
 		if kept.JobID != "kept" {
 			kept = got[1]
 		}
-		if n, _ := s.Extend(ctx, []Fence{kept.Fence}, now.Add(time.Hour)); n != 1 {
+		if n, _ := s.Extend(ctx, []Fence{kept.Fence}, time.Hour); n != 1 {
 			t.Fatalf("extended %d leases, want 1", n)
 		}
-		later := now.Add(2 * time.Second)
-		// The node is alive (no stale heartbeat cut-off in the past): only the lapsed lease counts.
-		released, err := s.Reap(ctx, later, now.Add(-time.Hour), nil)
+		elapse(t, s, 2*time.Second)
+		if ok, _ := s.Heartbeat(ctx, "n"); !ok {
+			t.Fatal("heartbeat")
+		}
+		// The node is alive: only the lapsed lease counts.
+		released, err := s.Reap(ctx, time.Hour, nil)
 		if err != nil || released != 1 {
 			t.Fatalf("reap released %d (%v), want the one job whose lease lapsed", released, err)
 		}
-		again, _ := claim(s, "q", "n2", 5, later)
+		again, _ := claim(s, "q", "n2", 5)
 		if len(again) != 1 || again[0].JobID != "lost" {
 			t.Fatalf("after reap claimed %v, want [lost]", ids(again))
 		}
@@ -423,11 +479,11 @@ func TestOperatorCalls(t *testing.T) {
 		for i := range 6 {
 			mustInsert(t, s, NewJob{JobID: fmt.Sprint("a", i), Headers: tenant([]string{"acme", "globex"}[i%2])})
 		}
-		mustInsert(t, s, NewJob{JobID: "later", Headers: tenant("acme"), AvailableAt: time.Now().Add(time.Hour)})
-		if got, _ := claim(s, "q", "n", 1, time.Now()); len(got) != 1 {
+		mustInsert(t, s, NewJob{JobID: "later", Headers: tenant("acme"), Delay: time.Hour})
+		if got, _ := claim(s, "q", "n", 1); len(got) != 1 {
 			t.Fatal("claim one")
 		}
-		groups, err := s.CountByHeader(ctx, "q", "tenant", time.Now())
+		groups, err := s.CountByHeader(ctx, "q", "tenant")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,15 +491,16 @@ func TestOperatorCalls(t *testing.T) {
 		if fmt.Sprint(groups) != want {
 			t.Fatalf("groups = %v, want %v", groups, want)
 		}
-		st, err := s.Stats(ctx, "q", time.Now().Add(10*time.Millisecond))
-		if err != nil || st.Ready != 5 || st.Delayed != 1 || st.Reserved != 1 || st.OldestReady <= 0 {
+		elapse(t, s, 10*time.Millisecond)
+		st, err := s.Stats(ctx, "q")
+		if err != nil || st.Ready != 5 || st.Delayed != 1 || st.Reserved != 1 || st.OldestReady < 10*time.Millisecond {
 			t.Fatalf("stats = %+v, %v", st, err)
 		}
 		prio := int64(1)
 		if n, err := s.Move(ctx, "q", "q2", &prio, Group{Header: "tenant", Value: "globex"}); err != nil || n != 3 {
 			t.Fatalf("move = %d, %v; want the 3 ready globex jobs", n, err)
 		}
-		moved, _ := claim(s, "q2", "n", 10, time.Now())
+		moved, _ := claim(s, "q2", "n", 10)
 		if len(moved) != 3 || moved[0].Priority != 1 {
 			t.Fatalf("moved jobs claimed = %+v", moved)
 		}
@@ -454,7 +511,7 @@ func TestOperatorCalls(t *testing.T) {
 			t.Fatal("a header name outside the allowed pattern was accepted")
 		}
 		for _, j := range moved {
-			if ok, _ := s.Fail(ctx, j.Fence, "boom "+j.JobID, time.Now()); !ok {
+			if ok, _ := s.Fail(ctx, j.Fence, "boom "+j.JobID, 1); !ok {
 				t.Fatal("fail")
 			}
 		}
@@ -466,23 +523,24 @@ func TestOperatorCalls(t *testing.T) {
 		if len(rest) != 1 {
 			t.Fatalf("failed page 2 = %+v", rest)
 		}
-		if n, err := s.RetryFailed(ctx, Selection{Queue: "q2", IDs: []int64{failed[0].ID}}, time.Now()); err != nil || n != 1 {
+		if n, err := s.RetryFailed(ctx, Selection{Queue: "q2", IDs: []int64{failed[0].ID}}); err != nil || n != 1 {
 			t.Fatalf("retry one = %d, %v", n, err)
 		}
 		if n, err := s.DeleteFailed(ctx, Selection{Queue: "q2", IDs: []int64{failed[1].ID}}); err != nil || n != 1 {
 			t.Fatalf("delete one = %d, %v", n, err)
 		}
-		if n, err := s.RetryFailed(ctx, Selection{Queue: "q2", All: true}, time.Now()); err != nil || n != 1 {
+		if n, err := s.RetryFailed(ctx, Selection{Queue: "q2", All: true}); err != nil || n != 1 {
 			t.Fatalf("retry all = %d, %v", n, err)
 		}
-		again, _ := claim(s, "q2", "n", 10, time.Now())
-		if len(again) != 2 || again[0].Attempts != 1 {
-			t.Fatalf("retried jobs claimed = %+v (a retry starts the attempts again)", again)
+		again, _ := claim(s, "q2", "n", 10)
+		if len(again) != 2 || again[0].Deliveries != 0 || again[0].Failures != 0 {
+			t.Fatalf("retried jobs claimed = %+v (a retry starts the counts again)", again)
 		}
 		for _, j := range again {
-			_, _ = s.Fail(ctx, j.Fence, "again", time.Now().Add(-48*time.Hour))
+			_, _ = s.Fail(ctx, j.Fence, "again", 1)
 		}
-		if n, err := s.PruneFailed(ctx, time.Now().Add(-24*time.Hour), 1); err != nil || n != 2 {
+		elapse(t, s, 48*time.Hour)
+		if n, err := s.PruneFailed(ctx, 24*time.Hour, 1); err != nil || n != 2 {
 			t.Fatalf("prune = %d, %v", n, err)
 		}
 	})
@@ -490,24 +548,30 @@ func TestOperatorCalls(t *testing.T) {
 
 func TestDeclaredPipelinesAreKept(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
-		now := time.Now()
-		if err := s.SavePipeline(ctx, "dyn", map[string]string{"driver": "sql", "prefetch": "5"}, now); err != nil {
+		if err := s.SavePipeline(ctx, "dyn", map[string]string{"driver": "sql", "prefetch": "5"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetConsuming(ctx, "dyn", true, now); err != nil {
+		if err := s.SetConsuming(ctx, "dyn", true); err != nil {
 			t.Fatal(err)
 		}
-		// Declaring again (at restart) updates the options and keeps the consuming flag.
-		if err := s.SavePipeline(ctx, "dyn", map[string]string{"driver": "sql", "prefetch": "6"}, now); err != nil {
+		// Declaring again updates the options and keeps the consuming flag.
+		if err := s.SavePipeline(ctx, "dyn", map[string]string{"driver": "sql", "prefetch": "6"}); err != nil {
 			t.Fatal(err)
 		}
-		_ = s.SavePipeline(ctx, "other", map[string]string{"driver": "sql"}, now)
+		_ = s.SavePipeline(ctx, "other", map[string]string{"driver": "sql"})
 		got, err := s.DeclaredPipelines(ctx)
 		if err != nil || len(got) != 2 || got[0].Name != "dyn" || !got[0].Consuming || got[0].Options["prefetch"] != "6" || got[1].Consuming {
 			t.Fatalf("declared = %+v, %v", got, err)
 		}
+		// A restore confirms what it read; if another node destroyed it since, it stays destroyed.
+		if err := s.KeepPipeline(ctx, "dyn", got[0].Options); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.DeletePipeline(ctx, "dyn"); err != nil {
 			t.Fatal(err)
+		}
+		if err := s.KeepPipeline(ctx, "dyn", got[0].Options); !errors.Is(err, ErrPipelineGone) {
+			t.Fatalf("keeping a destroyed pipeline: err = %v, want ErrPipelineGone", err)
 		}
 		if got, _ := s.DeclaredPipelines(ctx); len(got) != 1 {
 			t.Fatalf("after delete: %+v", got)
@@ -590,7 +654,7 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 					fences = append(fences, f)
 				}
 				mu.Unlock()
-				if _, err := s.Extend(ctx, fences, time.Now().Add(time.Minute)); err != nil {
+				if _, err := s.Extend(ctx, fences, time.Minute); err != nil {
 					t.Error("extend:", err)
 					return
 				}
@@ -603,7 +667,7 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 			go func() {
 				defer acked.Done()
 				for {
-					got, err := claim(s, "q", fmt.Sprint("n", w), 20, time.Now())
+					got, err := claim(s, "q", fmt.Sprint("n", w), 20)
 					if err != nil {
 						t.Error("claim:", err)
 						return
@@ -618,7 +682,7 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 						held[j.Fence] = struct{}{}
 					}
 					mu.Unlock()
-					n, err := s.Ack(ctx, fences)
+					n, err := ack(s, fences...)
 					if err != nil {
 						t.Error("ack:", err)
 						return
@@ -641,6 +705,41 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 		wg.Wait()
 		if sum != total {
 			t.Fatalf("acks deleted %d jobs, want %d", sum, total)
+		}
+	})
+}
+
+// TestMigrationUpgradesTheSchemaBefore: a database created before the delivery counts (migration
+// 0003) keeps its jobs, and what their attempts meant: every claim counted against max_attempts.
+func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		st := s.(*sqlStore)
+		drop := []string{"DROP TABLE rr_jobs", "DROP TABLE rr_failed_jobs", "DROP TABLE rr_nodes", "DROP TABLE rr_pipelines", "DROP TABLE rr_schema_migrations"}
+		if s.Dialect() == "postgres" {
+			drop = append(drop, "DROP FUNCTION rr_jobs_notify CASCADE")
+		}
+		for _, q := range drop {
+			if _, err := st.w.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.migrateUpTo(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UnixMilli()
+		if _, err := st.w.ExecContext(ctx, st.q(`INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at, attempts)
+			VALUES ('q', 'old', 'Job', ?, '{}', 10, ?, ?, 2)`), []byte("x"), now, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.migrate(ctx); err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		if err := st.migrate(ctx); err != nil {
+			t.Fatalf("upgrade again: %v", err)
+		}
+		got, err := claim(s, "q", "n", 1)
+		if err != nil || len(got) != 1 || got[0].JobID != "old" || got[0].Deliveries != 2 || got[0].Failures != 2 {
+			t.Fatalf("the job from before the upgrade = %+v, %v; want 2 deliveries that count as 2 failures", got, err)
 		}
 	})
 }

@@ -31,7 +31,7 @@ func TestPushConsumeAck(t *testing.T) {
 			}
 		}
 		r := recs[0]
-		if r.Driver != "sql" || r.Pipeline != "default" || r.Queue != "default" || r.Job != "App\\Jobs\\Test" || r.Headers["tenant"][0] != "acme" || r.Headers["attempts"][0] != "1" {
+		if r.Driver != "sql" || r.Pipeline != "default" || r.Queue != "default" || r.Job != "App\\Jobs\\Test" || r.Headers["tenant"][0] != "acme" || r.Headers["x-sql-delivery"][0] != "1" {
 			t.Fatalf("context seen by PHP = %+v", r)
 		}
 		waitFor(t, 10*time.Second, "acks to empty the queue", func() (bool, string) {

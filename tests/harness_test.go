@@ -33,6 +33,7 @@ import (
 	"github.com/roadrunner-server/informer/v5"
 	"github.com/roadrunner-server/jobs/v5"
 	"github.com/roadrunner-server/logger/v5"
+	"github.com/roadrunner-server/memory/v5"
 	"github.com/roadrunner-server/resetter/v5"
 	rpcPlugin "github.com/roadrunner-server/rpc/v5"
 	"github.com/roadrunner-server/server/v5"
@@ -118,24 +119,49 @@ type options struct {
 	sqlSection string
 	// out is the file the PHP workers record jobs to.
 	out string
+	// worker is the PHP worker script (default php/worker.php, the hand-written protocol worker).
+	worker string
+	// env is added to the PHP workers' environment.
+	env map[string]string
 }
 
 // roadrunner is a running Endure container.
 type roadrunner struct {
 	t       *testing.T
 	cont    *endure.Endure
+	plugin  *sqljobs.Plugin
 	rpcAddr string
 	errCh   <-chan *endure.Result
 	once    sync.Once
 	client  *rpc.Client
 }
 
-func workerPath(t *testing.T) string {
-	p, err := filepath.Abs(filepath.Join("php", "worker.php"))
+func workerPath(t *testing.T) string { return phpPath(t, "worker.php") }
+
+// phpPath is the absolute path of a script under php/.
+func phpPath(t *testing.T, name string) string {
+	p, err := filepath.Abs(filepath.Join("php", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// phpClient is the folder of the real spiral/roadrunner-jobs client and its dependencies
+// (RR_PHP_CLIENT, set by .ci/run). Outside CI, without it, the test skips.
+func phpClient(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("RR_PHP_CLIENT")
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("RR_PHP_CLIENT is not set: CI must point it at the spiral/roadrunner-jobs sources (../shared/php-client)")
+		}
+		t.Skip("RR_PHP_CLIENT is not set: this test runs the real spiral/roadrunner-jobs client (see ../shared/php-client/README.md)")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "autoload.php")); err != nil {
+		t.Fatalf("RR_PHP_CLIENT=%s has no autoload.php: %v", dir, err)
+	}
+	return dir
 }
 
 func requirePHP(t *testing.T) {
@@ -165,14 +191,29 @@ func (o options) yaml(t *testing.T, rpcAddr string) string {
 	if len(o.consume) > 0 {
 		consume = `["` + strings.Join(o.consume, `", "`) + `"]`
 	}
+	worker := o.worker
+	if worker == "" {
+		worker = workerPath(t)
+	}
+	env := fmt.Sprintf("    RR_TEST_OUT: %q\n", o.out)
+	if dir := os.Getenv("RR_PHP_CLIENT"); dir != "" {
+		env += fmt.Sprintf("    RR_PHP_CLIENT: %q\n", dir)
+	}
+	keys := make([]string, 0, len(o.env))
+	for k := range o.env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env += fmt.Sprintf("    %s: %q\n", k, o.env[k])
+	}
 	return fmt.Sprintf(`version: "3"
 rpc:
   listen: tcp://%s
 server:
   command: "php %s"
   env:
-    RR_TEST_OUT: %q
-logs:
+%slogs:
   mode: development
   level: error
 %s
@@ -186,7 +227,7 @@ jobs:
   pipelines:
 %s
   consume: %s
-`, rpcAddr, workerPath(t), o.out, o.sqlSection, workers+2, workers, o.pipelines, consume)
+`, rpcAddr, worker, env, o.sqlSection, workers+2, workers, o.pipelines, consume)
 }
 
 // start serves a RoadRunner with the sql plugin; it is stopped at the end of the test.
@@ -196,8 +237,9 @@ func start(t *testing.T, o options) *roadrunner {
 	rpcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := &configPlugin.Plugin{Version: "2025.1.15", Type: "yaml", ReadInCfg: []byte(o.yaml(t, rpcAddr)), Timeout: 10 * time.Second}
 	cont := endure.New(slog.LevelError, endure.GracefulShutdownTimeout(3*time.Second))
+	plugin := &sqljobs.Plugin{}
 	if err := cont.RegisterAll(cfg, &logger.Plugin{}, &server.Plugin{}, &rpcPlugin.Plugin{}, &jobs.Plugin{},
-		&informer.Plugin{}, &resetter.Plugin{}, &sqljobs.Plugin{}); err != nil {
+		&informer.Plugin{}, &resetter.Plugin{}, &memory.Plugin{}, plugin); err != nil {
 		t.Fatal(err)
 	}
 	if err := cont.Init(); err != nil {
@@ -207,7 +249,7 @@ func start(t *testing.T, o options) *roadrunner {
 	if err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	r := &roadrunner{t: t, cont: cont, rpcAddr: rpcAddr, errCh: errCh}
+	r := &roadrunner{t: t, cont: cont, plugin: plugin, rpcAddr: rpcAddr, errCh: errCh}
 	t.Cleanup(r.stop)
 	go func() {
 		for e := range errCh {
@@ -228,7 +270,7 @@ func startErr(t *testing.T, o options) error {
 	cfg := &configPlugin.Plugin{Version: "2025.1.15", Type: "yaml", ReadInCfg: []byte(o.yaml(t, rpcAddr)), Timeout: 10 * time.Second}
 	cont := endure.New(slog.LevelError, endure.GracefulShutdownTimeout(5*time.Second))
 	if err := cont.RegisterAll(cfg, &logger.Plugin{}, &server.Plugin{}, &rpcPlugin.Plugin{}, &jobs.Plugin{},
-		&informer.Plugin{}, &resetter.Plugin{}, &sqljobs.Plugin{}); err != nil {
+		&informer.Plugin{}, &resetter.Plugin{}, &memory.Plugin{}, &sqljobs.Plugin{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cont.Init(); err != nil {

@@ -199,3 +199,46 @@ func TestFailedJobsRetention(t *testing.T) {
 		})
 	})
 }
+
+// TestDeclaredPipelinesBelongToTheDatabase: a pipeline declared through one node's RPC is the
+// database's: another node sharing it creates it at its next start (consuming if it was), and
+// after jobs.Destroy on any node no node creates it again.
+func TestDeclaredPipelinesBelongToTheDatabase(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		section := b.section(t, dir)
+		nodeA := options{pipelines: pipelineYAML("static"), sqlSection: section, out: filepath.Join(dir, "a.jsonl")}
+		nodeB := options{pipelines: pipelineYAML("static"), sqlSection: section, out: filepath.Join(dir, "b.jsonl")}
+		a := start(t, nodeA)
+		for _, name := range []string{"shared", "marker"} {
+			if err := a.declare(map[string]string{"driver": "sql", "name": name, "poll_interval": "100ms"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.resume("shared")
+		b1 := start(t, nodeB)
+		waitFor(t, 15*time.Second, "the other node to create the declared pipeline, consuming", func() (bool, string) {
+			l := b1.list()
+			return slices.Contains(l, "shared") && b1.stat("shared").GetReady(), fmt.Sprint(l)
+		})
+		b1.push(job{id: "via-b", pipeline: "shared", payload: map[string]any{"action": "ack"}})
+		waitFor(t, 10*time.Second, "the job pushed through the second node processed", func() (bool, string) {
+			n := len(records(t, nodeA.out)) + len(records(t, nodeB.out))
+			return n == 1, fmt.Sprint(n, " processed")
+		})
+
+		// Destroyed on the first node: the second one does not bring it back when it restarts.
+		if err := a.destroy("shared"); err != nil {
+			t.Fatal(err)
+		}
+		b1.stop()
+		b2 := start(t, nodeB)
+		waitFor(t, 15*time.Second, "the marker pipeline restored", func() (bool, string) {
+			l := b2.list()
+			return slices.Contains(l, "marker"), fmt.Sprint(l)
+		})
+		if l := b2.list(); slices.Contains(l, "shared") {
+			t.Fatalf("a pipeline destroyed on one node came back on another: %v", l)
+		}
+	})
+}

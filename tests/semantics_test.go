@@ -116,8 +116,8 @@ func TestRequeueWithHeaders(t *testing.T) {
 		if _, ok := first.Headers["retried"]; ok {
 			t.Fatalf("first delivery already had the header: %v", first.Headers)
 		}
-		if second.Headers["retried"][0] != "1" || second.Headers["origin"][0] != "test" || second.Headers["attempts"][0] != "2" {
-			t.Fatalf("second delivery headers = %v, want retried=1 merged with origin=test, attempts=2", second.Headers)
+		if second.Headers["retried"][0] != "1" || second.Headers["origin"][0] != "test" || second.Headers["x-sql-delivery"][0] != "2" {
+			t.Fatalf("second delivery headers = %v, want retried=1 merged with origin=test, x-sql-delivery=2", second.Headers)
 		}
 		if gap := second.TsMs - first.TsMs; gap < 900 {
 			t.Fatalf("requeued with delay 1s but redelivered after %dms", gap)
@@ -163,7 +163,7 @@ func TestNackGoesToFailedJobs(t *testing.T) {
 		for _, f := range failed.Jobs {
 			reasons[f.JobID] = f.Error
 		}
-		if !strings.Contains(reasons["rejected"], "nack") || !strings.Contains(reasons["broken"], "max_attempts 2") {
+		if !strings.Contains(reasons["rejected"], "nack") || !strings.Contains(reasons["broken"], "max_attempts is 2") {
 			t.Fatalf("failed jobs = %+v", failed.Jobs)
 		}
 		s := rr.stat("p")

@@ -138,7 +138,7 @@ func TestWorkerProtocol(t *testing.T) {
 	if r := reply(t, w.job(t, "6", map[string][]string{"x": {"1"}}, `{"requeue_until_header":"x"}`)); r.Type != 2 {
 		t.Fatalf("requeue_until_header with the header: %+v", r)
 	}
-	if r := reply(t, w.job(t, "7", map[string][]string{"attempts": {"3"}}, `{"action":"fail_until","attempt":3}`)); r.Type != 2 {
+	if r := reply(t, w.job(t, "7", map[string][]string{"x-sql-delivery": {"3"}}, `{"action":"fail_until","attempt":3}`)); r.Type != 2 {
 		t.Fatalf("fail_until at the attempt: %+v", r)
 	}
 	fail := w.job(t, "8", nil, `{"action":"fail","message":"boom","sleep_ms":50}`)

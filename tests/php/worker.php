@@ -15,8 +15,8 @@
  *       fail            an ERROR frame carrying "message": a worker error, RoadRunner calls Nack()
  *       crash           exit(1) without replying: a worker error, RoadRunner calls Nack()
  *       requeue_until   (legacy) same as "requeue_until_header": <"header"> with action ack
- *       fail_until      fail while the job's "attempts" header (set by the sql driver) is below
- *                       "attempt" (default 2), then ack
+ *       fail_until      fail while the job's "x-sql-delivery" header (the delivery number the sql
+ *                       driver adds) is below "attempt" (default 2), then ack
  *   "delay_seconds" delay for requeue / nack_requeue (alias: "delay"); default 0
  *   "headers"       object string => array of strings, sent with requeue
  *   "message"       the NACK message or the ERROR frame's text
@@ -25,6 +25,9 @@
  *                   while the job's headers lack "x": reply REQUEUE (delay_seconds) adding header
  *                   x = ["1"] (plus "headers"); once the job carries "x": do "action" (default ack).
  *                   E.g. {"requeue_until_header":"retried"} is delivered twice, then acked.
+ *   "requeue_times": n
+ *                   reply REQUEUE (delay_seconds) with header "requeues" = [k+1] while the job's
+ *                   "requeues" header k is below n; then do "action" (default ack). Delivered n+1 times.
  *
  * RECORDING. For every job received, before replying (and before sleeping), one JSON line is appended
  * to the file named by $RR_TEST_OUT (if set), under an exclusive flock, so concurrent workers can share
@@ -33,7 +36,7 @@
  * "payload" is the raw body as a string; "action" is what the worker does with this delivery
  * (ack, nack, nack_requeue, requeue, fail, crash), after resolving requeue_until_header/fail_until.
  *
- * PROTOCOL (see shared/design/rr-jobs-contract.md): 12-byte header, little-endian: byte 0 = 0x10 | HL
+ * PROTOCOL (goridge v3 frames, as RoadRunner's pool speaks them): 12-byte header, little-endian: byte 0 = 0x10 | HL
  * (header length in 32-bit words), byte 1 = flags, bytes 2-5 payload length, bytes 6-9 CRC32 of bytes
  * 0-5, byte 10 stream bits, byte 11 zero; then HL-3 option words; then the payload. A job frame has one
  * option word, the context length: payload = context JSON ‖ body. The reply has one option word (0) and
@@ -201,8 +204,12 @@ while (true) {
         $replyHeaders[$task['requeue_until_header']] = ['1'];
         $action = 'requeue';
     }
+    if (is_int($task['requeue_times'] ?? null) && (int)($headers['requeues'][0] ?? 0) < $task['requeue_times']) {
+        $replyHeaders['requeues'] = [(string)((int)($headers['requeues'][0] ?? 0) + 1)];
+        $action = 'requeue';
+    }
     if ($action === 'fail_until') {
-        $attempt = (int)($headers['attempts'][0] ?? 1);
+        $attempt = (int)($headers['x-sql-delivery'][0] ?? 1);
         $action = $attempt < (int)($task['attempt'] ?? 2) ? 'fail' : 'ack';
         $message = "failing attempt $attempt";
     }
