@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,6 +85,8 @@ type nodeOptions struct {
 	workers    int
 	out        string
 	grace      string
+	// env is added to rr's environment.
+	env []string
 }
 
 // startNode writes a config and starts `rr serve` on it.
@@ -139,6 +142,7 @@ jobs:
 	}
 	n.cmd = exec.Command(rrBinary, "serve", "-c", n.config)
 	n.cmd.Dir = dir
+	n.cmd.Env = append(os.Environ(), o.env...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -177,7 +181,7 @@ func (n *node) waitPipeline() {
 			var st jobsProto.Stats
 			err = c.Call("jobs.Stat", &jobsProto.Empty{}, &st)
 			_ = c.Close()
-			if err == nil && len(st.GetStats()) == 1 {
+			if err == nil && slices.ContainsFunc(st.GetStats(), func(s *jobsProto.Stat) bool { return s.GetPipeline() == "p" }) {
 				return
 			}
 		}
