@@ -227,9 +227,9 @@ func (d *Driver) Stop(ctx context.Context) error {
 			d.log.Error("forget destroyed pipeline", zap.Error(derr))
 		}
 	}
-	d.env.Metrics.forget(d.cfg.Name)
 	release := context.WithoutCancel(ctx)
 	d.claims.onEmpty(func() {
+		d.env.Metrics.forget(d.cfg.Name)
 		d.releaseHold()
 		d.conn.Release(release)
 		if d.env.Gone != nil {
