@@ -6,7 +6,6 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -52,11 +51,6 @@ type Connection struct {
 	MigrateTimeout time.Duration
 	// FailedRetention is how long failed jobs are kept (0: forever); older ones are pruned in batches.
 	FailedRetention time.Duration
-}
-
-// Redacted is the DSN without its password, for logs and errors.
-func (c *Connection) Redacted() string {
-	return RedactDSN(c.DSN)
 }
 
 // Global is the parsed `sql:` section.
@@ -157,20 +151,4 @@ func dialectFromDSN(dsn string) string {
 	default:
 		return SQLite
 	}
-}
-
-var keyValuePassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
-var mysqlUserPass = regexp.MustCompile(`^([^:@/]+):[^@]*@`)
-
-// RedactDSN hides the password of a URL, key=value or user:pass@ DSN.
-func RedactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-		return dsn
-	}
-	dsn = keyValuePassword.ReplaceAllString(dsn, "${1}xxxxx")
-	return mysqlUserPass.ReplaceAllString(dsn, "${1}:xxxxx@")
 }

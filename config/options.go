@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 )
 
 // options reads a raw option map (from .rr.yaml through viper, or from jobs.Declare's string map)
@@ -127,6 +129,24 @@ func (o *options) Duration(key string, def, minV, maxV time.Duration) time.Durat
 		return def
 	}
 	return d
+}
+
+// Size accepts a number of bytes or a size with its unit ("512KB", "10MB", "10MiB") within [minV, maxV].
+func (o *options) Size(key string, def, minV, maxV uint64) uint64 {
+	v, ok := o.lookup(key)
+	if !ok {
+		return def
+	}
+	n, err := humanize.ParseBytes(strings.TrimSpace(fmt.Sprint(v)))
+	if err != nil {
+		o.fail(key, "must be a size such as 10MB, 512KiB or a number of bytes, got %q", fmt.Sprint(v))
+		return def
+	}
+	if n < minV || n > maxV {
+		o.fail(key, "must be between %s and %s, got %s", humanize.IBytes(minV), humanize.IBytes(maxV), humanize.IBytes(n))
+		return def
+	}
+	return n
 }
 
 func (o *options) Bool(key string, def bool) bool {

@@ -33,6 +33,9 @@ type Pipeline struct {
 	// jitter), up to BackoffMax.
 	Backoff    time.Duration
 	BackoffMax time.Duration
+	// MaxPayload is the largest payload a push may carry, in bytes: a bigger one is refused before
+	// it is copied or sent to the database.
+	MaxPayload uint64
 }
 
 // RetryDelay is the wait before the next delivery of a job that failed its attempt-th delivery.
@@ -57,9 +60,13 @@ const (
 	keyMaxAttempts  = "max_attempts"
 	keyBackoff      = "backoff"
 	keyBackoffMax   = "backoff_max"
+	keyMaxPayload   = "max_payload"
 )
 
-var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease, keyMaxAttempts, keyBackoff, keyBackoffMax}
+var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease, keyMaxAttempts, keyBackoff, keyBackoffMax, keyMaxPayload}
+
+// DefaultMaxPayload is max_payload's default: 10 MiB, below MySQL's default max_allowed_packet.
+const DefaultMaxPayload = 10 << 20
 
 // declareOnlyKeys are set by RoadRunner (or the caller) in a jobs.Declare map beside our options.
 var declareOnlyKeys = []string{"driver", "name", "created_with_declare", "created_with_config"}
@@ -97,6 +104,7 @@ func parsePipeline(name string, raw map[string]any, extraKeys []string) (*Pipeli
 	p.MaxAttempts = int(o.Int(keyMaxAttempts, 3, 1, 1000))
 	p.Backoff = o.Duration(keyBackoff, time.Second, 0, 24*time.Hour)
 	p.BackoffMax = o.Duration(keyBackoffMax, 5*time.Minute, 0, 7*24*time.Hour)
+	p.MaxPayload = o.Size(keyMaxPayload, DefaultMaxPayload, 1, 1<<30)
 	if p.BackoffMax < p.Backoff {
 		o.fail(keyBackoffMax, "must be at least backoff (%s), got %s", p.Backoff, p.BackoffMax)
 	}

@@ -90,6 +90,15 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	ready := make([]*Job, 0, len(claims))
 	for _, c := range claims {
 		j := &Job{c: c, d: d}
+		if c.Unreadable != nil {
+			// A malformed row (written by hand) must not block the queue: it goes to the failed
+			// jobs with the reason, and the rest of the batch runs.
+			d.claims.withdraw(c)
+			if err := j.fail(fmt.Sprintf("the job's row cannot be read: %v", c.Unreadable), c.Deliveries); err != nil {
+				d.log.Error("move job to failed jobs", zap.String("id", c.JobID), zap.Error(err))
+			}
+			continue
+		}
 		if c.Failures >= int64(d.cfg.MaxAttempts) {
 			// Its deliveries kept ending without an answer (its worker or node died): a poison job
 			// must not loop forever.

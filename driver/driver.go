@@ -139,6 +139,9 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 	if msg.ID() == "" {
 		return fmt.Errorf("push to pipeline %s: the job has no id (set one: RoadRunner checks it on jobs.Push only, not jobs.PushBatch)", d.cfg.Name)
 	}
+	if size := uint64(len(msg.Payload())); size > d.cfg.MaxPayload {
+		return fmt.Errorf("push job %s to pipeline %s: the payload is %d bytes, more than max_payload (%d bytes)", msg.ID(), d.cfg.Name, size, d.cfg.MaxPayload)
+	}
 	if msg.Delay() < 0 || msg.Delay() > maxDelaySeconds {
 		return fmt.Errorf("push job %s to pipeline %s: delay %d seconds: use 0 to %d (100 years)", msg.ID(), d.cfg.Name, msg.Delay(), maxDelaySeconds)
 	}

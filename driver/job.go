@@ -34,6 +34,7 @@ type Job struct {
 var (
 	errTakenBack = errors.New("the job was taken back from this node before a worker got it")
 	errLostClaim = errors.New("the job's claim no longer holds (it was recovered by another node)")
+	errNotAlive  = errors.New("this node has not heartbeat for too long: the job may run on another node, it does not run here")
 )
 
 // ID is the id given by the pusher.
@@ -70,6 +71,12 @@ func (j *Job) Context() ([]byte, error) {
 	}{j.c.JobID, j.c.Name, Name, headers, d.cfg.Queue, d.cfg.Name})
 	if err != nil {
 		return nil, err
+	}
+	if !d.conn.Alive() {
+		// This node may have been declared dead while it was frozen or cut off: other nodes may run
+		// the job already. Drop it here; its lease (or the reaper) gives it back to the queue.
+		d.claims.lose(j.c)
+		return nil, errNotAlive
 	}
 	if !d.claims.deliver(j.c) {
 		return nil, errTakenBack // RoadRunner then calls Nack, which finds nothing to do

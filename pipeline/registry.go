@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rr-sql/sqljobs/config"
@@ -46,6 +47,10 @@ type Conn struct {
 	refs   int
 	stop   context.CancelFunc
 	upkeep sync.WaitGroup
+	// opened and lastBeat (time since opened, on the monotonic clock) tell how long ago the
+	// database last confirmed this node alive (see Alive).
+	opened   time.Time
+	lastBeat atomic.Int64
 
 	subMu   sync.Mutex
 	subs    map[string]map[*func()]struct{} // queue -> wake-up callbacks of the local consumers
@@ -195,10 +200,10 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 		err = fmt.Errorf("unknown dialect %q (allowed: %s, %s, %s)", cc.Dialect, config.SQLite, config.Postgres, config.MySQL)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, cc.Redacted(), err)
+		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, store.DescribeDSN(cc.Dialect, cc.DSN), err)
 	}
 
-	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1,
+	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1, opened: time.Now(),
 		subs: map[string]map[*func()]struct{}{}, holders: map[Holder]struct{}{}}
 	startCtx, cancel := context.WithTimeout(ctx, cc.ConnectTimeout)
 	defer cancel()
@@ -207,8 +212,9 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 	}
 	if err != nil {
 		_ = st.Close()
-		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, cc.Redacted(), err)
+		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, store.DescribeDSN(cc.Dialect, cc.DSN), err)
 	}
+	c.confirmed()
 	c.checkClock(startCtx)
 	upkeepCtx, stop := context.WithCancel(context.Background())
 	c.stop = stop
@@ -216,7 +222,7 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 	go c.keepAlive(upkeepCtx)
 	go c.listen(upkeepCtx)
 	r.log.Info("sql connection opened", zap.String("connection", cc.Name), zap.String("dialect", cc.Dialect),
-		zap.String("dsn", cc.Redacted()), zap.String("node", c.NodeID))
+		zap.String("dsn", store.DescribeDSN(cc.Dialect, cc.DSN)), zap.String("node", c.NodeID))
 	return c, nil
 }
 
@@ -299,15 +305,35 @@ func (c *Conn) keepAlive(ctx context.Context) {
 // drop the claims they still have, and the node registers again.
 func (c *Conn) heartbeat(ctx context.Context) error {
 	alive, err := c.Store.Heartbeat(ctx, c.NodeID)
-	if err != nil || alive {
+	if err != nil {
 		return err
+	}
+	if alive {
+		c.confirmed()
+		return nil
 	}
 	c.reg.log.Warn("this node was declared dead by another node (it missed its heartbeats for node_ttl); its jobs went to other nodes, and those it had not yet handed to a worker are dropped here",
 		zap.String("connection", c.Name), zap.String("node", c.NodeID), zap.Duration("node_ttl", c.cfg.NodeTTL))
 	for _, h := range c.holdersNow() {
 		h.ClaimsLost()
 	}
-	return c.Store.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()})
+	if err := c.Store.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}); err != nil {
+		return err
+	}
+	c.confirmed()
+	return nil
+}
+
+// confirmed records that the database just saw this node alive.
+func (c *Conn) confirmed() { c.lastBeat.Store(int64(time.Since(c.opened))) }
+
+// Alive tells whether this node may still count on its claims: its last heartbeat is recent
+// enough that no other node can have declared it dead yet. A node that was frozen (a stopped VM,
+// a long pause) or cut off from the database for longer does not hand jobs to its workers until a
+// heartbeat has told it where it stands: other nodes may be running them already.
+func (c *Conn) Alive() bool {
+	since := time.Since(c.opened) - time.Duration(c.lastBeat.Load())
+	return since < c.cfg.NodeTTL-c.cfg.HeartbeatInterval
 }
 
 // reap declares dead the nodes whose heartbeat is older than the TTL, and at once those of this

@@ -28,7 +28,7 @@ start() {
     start-mysql
     my-alive || fail "MariaDB did not start on 127.0.0.1:$MY_PORT" "$STATE/my-init.log" "$STATE/my/err.log"
     mariadb --no-defaults --socket="$STATE/my/sock" -uroot -e \
-      "CREATE USER IF NOT EXISTS 'rr'@'%' IDENTIFIED BY 'rr'; GRANT ALL ON *.* TO 'rr'@'%'; CREATE DATABASE IF NOT EXISTS rr;"
+      "CREATE USER IF NOT EXISTS 'rr'@'%' IDENTIFIED BY 'rr'; GRANT ALL ON *.* TO 'rr'@'%' WITH GRANT OPTION; CREATE DATABASE IF NOT EXISTS rr;"
   fi
   [ -n "$PG_BIN" ] && echo "export SQLJOBS_POSTGRES_DSN='postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable'"
   command -v mariadbd >/dev/null && echo "export SQLJOBS_MYSQL_DSN='rr:rr@tcp(127.0.0.1:$MY_PORT)/rr'"

@@ -216,7 +216,7 @@ func (s *sqlStore) ListFailed(ctx context.Context, queue string, afterID int64, 
 			return nil, err
 		}
 		if f.Headers, err = decodeHeaders(headers); err != nil {
-			return nil, err
+			f.Headers = map[string][]string{} // a row that failed for its headers still lists
 		}
 		f.FailedAt = time.UnixMilli(at)
 		out = append(out, f)

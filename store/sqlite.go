@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,6 +67,13 @@ func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
 			return nil, fmt.Errorf("sqlite file %s: directory %s does not exist (create it, or point dsn at a writable directory)", o.Path, dir)
 		}
 	}
+	// A new database is created readable by rr's user alone; SQLite gives its -wal and -shm files
+	// the database file's permissions.
+	if f, err := os.OpenFile(o.Path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_ = f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite file %s: %w", o.Path, err)
+	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -97,8 +106,27 @@ func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
 		clock = time.Now
 	}
 	s := &sqlStore{d: sqliteDialect, w: w, r: r, clock: clock}
+	opened, err := os.Stat(o.Path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite file %s: %w", o.Path, err)
+	}
+	s.sound = func() error { return sameFile(o.Path, opened) }
 	if err := s.start(ctx, !o.SkipMigrations, 0, o.MigrateTimeout); err != nil {
 		return nil, fmt.Errorf("sqlite file %s (check the path and its permissions): %w", o.Path, err)
 	}
 	return s, nil
+}
+
+// ErrFileGone: the SQLite file was deleted or replaced while the store had it open.
+var ErrFileGone = errors.New("the SQLite file was deleted or replaced while rr had it open: what is written now would be lost; restore the file or restart rr")
+
+// sameFile checks that path is still the file that was opened. SQLite writes on through its open
+// descriptor after the file is deleted: every push would be acknowledged, then lost at restart.
+// One stat per call: a microsecond beside a write.
+func sameFile(path string, opened os.FileInfo) error {
+	now, err := os.Stat(path)
+	if err != nil || !os.SameFile(opened, now) {
+		return fmt.Errorf("sqlite file %s: %w", path, ErrFileGone)
+	}
+	return nil
 }

@@ -62,6 +62,9 @@ type sqlStore struct {
 	closed atomic.Bool
 	// clock is the time of dialects whose clock is the store's (SQLite).
 	clock func() time.Time
+	// sound checks, before every call, that the database is still the one opened (SQLite: the
+	// file was not deleted or replaced under it); nil where there is nothing to check.
+	sound func() error
 	// listen is the dialect's notification loop (nil: none).
 	listen func(ctx context.Context, onReady func(queue string)) error
 
@@ -242,6 +245,9 @@ func (s *sqlStore) check() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if s.sound != nil {
+		return s.sound()
+	}
 	return nil
 }
 
@@ -252,13 +258,33 @@ func encodeHeaders(h map[string][]string) ([]byte, error) {
 	return json.Marshal(h)
 }
 
+// decodeHeaders reads the headers column: a JSON object of string to list of strings. Rows written
+// by hand (the transactional enqueue) may hold a plain string for a one-value header, or null:
+// both are read the way they obviously mean. Anything else is an error for this row alone.
 func decodeHeaders(b []byte) (map[string][]string, error) {
 	h := map[string][]string{}
 	if len(b) == 0 {
 		return h, nil
 	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("decode headers: %w", err)
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("headers are not a JSON object of string lists: %w", err)
+	}
+	for name, v := range raw {
+		var values []string
+		if err := json.Unmarshal(v, &values); err == nil {
+			h[name] = values
+			continue
+		}
+		var one string
+		if err := json.Unmarshal(v, &one); err == nil {
+			h[name] = []string{one}
+			continue
+		}
+		if string(v) == "null" {
+			continue
+		}
+		return nil, fmt.Errorf("header %q is %s: want a string or a list of strings", name, v)
 	}
 	return h, nil
 }
@@ -329,11 +355,9 @@ func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 		if err := rows.Scan(&j.Row, &j.JobID, &j.Name, &j.Payload, &headers, &j.Priority, &j.AvailableAt, &j.Deliveries, &j.Failures, &j.AutoAck); err != nil {
 			return nil, err
 		}
-		h, err := decodeHeaders(headers)
-		if err != nil {
-			return nil, fmt.Errorf("job %s: %w", j.JobID, err)
-		}
-		j.Headers = h
+		// A row that cannot be read is still claimed, with its error, so that it is failed at once
+		// and the rest of the batch runs.
+		j.Headers, j.Unreadable = decodeHeaders(headers)
 		j.Token = token
 		out = append(out, j)
 	}

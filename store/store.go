@@ -45,6 +45,9 @@ type Job struct {
 	// answer, not a failure.
 	Failures int64
 	AutoAck  bool
+	// Unreadable says why the row cannot be delivered (its headers are malformed): the driver
+	// fails it at once.
+	Unreadable error
 }
 
 // ClaimRequest asks for up to Limit ready jobs of Queue for Node, leased for Lease.

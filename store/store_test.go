@@ -743,3 +743,81 @@ func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLiteFilesAreOwnerOnly: the database and its -wal and -shm files hold every job's payload:
+// a new database is readable and writable by rr's user alone.
+func TestSQLiteFilesAreOwnerOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s, err := OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal", BusyTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustInsert(t, s, NewJob{JobID: "a"})
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %s: others than rr's user can read it", filepath.Base(f), st.Mode().Perm())
+		}
+	}
+}
+
+// TestMalformedRowsDoNotBlockTheQueue: rows written by hand with headers that are not a JSON
+// object of string lists are claimed with their error (the driver fails them at once) while the
+// rows around them are claimed normally; a plain string for a one-value header is read as a list.
+func TestMalformedRowsDoNotBlockTheQueue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		st := s.(*sqlStore)
+		for i, headers := range []string{`{"tenant":"acme"}`, `{"tenant":["acme"],"n":null}`, `not json`, `{"n":1}`, `["a"]`} {
+			if _, err := st.exec(ctx, st.w, `INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at)
+				VALUES ('q', ?, 'Job', ?, ?, 10, {now}, {now})`, fmt.Sprint("row", i), []byte("x"), headers); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := claim(s, "q", "n", 10)
+		if err != nil || len(got) != 5 {
+			t.Fatalf("claimed %d of 5 rows (%v): a malformed row must not fail the claim", len(got), err)
+		}
+		for i, j := range got {
+			readable := i < 2
+			if (j.Unreadable == nil) != readable {
+				t.Errorf("%s: unreadable = %v, want readable %v", j.JobID, j.Unreadable, readable)
+			}
+			if readable && (len(j.Headers["tenant"]) != 1 || j.Headers["tenant"][0] != "acme") {
+				t.Errorf("%s: headers %v, want tenant [acme]", j.JobID, j.Headers)
+			}
+		}
+	})
+}
+
+// TestDeletedSQLiteFileFailsEveryCall: the file deleted (or replaced) under a running store:
+// pushes and claims fail with a clear error instead of writing into a file no one will read again.
+func TestDeletedSQLiteFileFailsEveryCall(t *testing.T) {
+	for _, replace := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "jobs.db")
+		s, err := OpenSQLite(ctx, SQLiteOptions{Path: path, Synchronous: "normal", BusyTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustInsert(t, s, NewJob{JobID: "before"})
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if replace {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = s.Insert(ctx, NewJob{JobID: "after", Queue: "q", Name: "Job"})
+		if !errors.Is(err, ErrFileGone) || !strings.Contains(err.Error(), path) {
+			t.Errorf("push after the file was deleted (replaced %v): err = %v", replace, err)
+		}
+		if _, err := claim(s, "q", "n", 1); !errors.Is(err, ErrFileGone) {
+			t.Errorf("claim after the file was deleted (replaced %v): err = %v", replace, err)
+		}
+		_ = s.Close()
+	}
+}
