@@ -83,8 +83,12 @@ func TestPushesRefusedWithAClearError(t *testing.T) {
 			push func() error
 			want string
 		}{
-			{func() error { return rr.call("jobs.Push", &jobsProto.PushRequest{Job: big.proto()}, &jobsProto.Empty{}) }, "max_payload (1000 bytes)"},
-			{func() error { return rr.call("jobs.Push", &jobsProto.PushRequest{Job: far.proto()}, &jobsProto.Empty{}) }, "delay 9460800000 seconds"},
+			{func() error {
+				return rr.call("jobs.Push", &jobsProto.PushRequest{Job: big.proto()}, &jobsProto.Empty{})
+			}, "max_payload (1000 bytes)"},
+			{func() error {
+				return rr.call("jobs.Push", &jobsProto.PushRequest{Job: far.proto()}, &jobsProto.Empty{})
+			}, "delay 9460800000 seconds"},
 			{func() error {
 				return rr.call("jobs.PushBatch", &jobsProto.PushBatchRequest{Jobs: []*jobsProto.Job{job{pipeline: "p", payload: "x"}.proto()}}, &jobsProto.Empty{})
 			}, "has no id"},
