@@ -87,6 +87,10 @@ type nodeOptions struct {
 	grace      string
 	// env is added to rr's environment.
 	env []string
+	// endOut is where the PHP workers record the end of each job (RR_TEST_END_OUT).
+	endOut string
+	// pipeline are more options of pipeline p, one "key: value" each.
+	pipeline []string
 }
 
 // startNode writes a config and starts `rr serve` on it.
@@ -117,6 +121,7 @@ server:
   command: "php %s"
   env:
     RR_TEST_OUT: %q
+    RR_TEST_END_OUT: %q
 logs:
   mode: production
   level: warn
@@ -135,8 +140,8 @@ jobs:
       config:
         prefetch: 50
         poll_interval: 200ms
-  consume: ["p"]
-`, n.rpc, worker, o.out, o.grace, o.extra, o.sqlSection, o.workers)
+%s  consume: ["p"]
+`, n.rpc, worker, o.out, o.endOut, o.grace, o.extra, o.sqlSection, o.workers, pipelineOptions(o.pipeline))
 	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +161,15 @@ jobs:
 	})
 	n.waitPipeline()
 	return n
+}
+
+// pipelineOptions renders more options of pipeline p.
+func pipelineOptions(opts []string) string {
+	var b strings.Builder
+	for _, o := range opts {
+		b.WriteString("        " + o + "\n")
+	}
+	return b.String()
 }
 
 func (n *node) client() *rpc.Client {
@@ -219,8 +233,9 @@ func (n *node) workerPIDs() []int {
 }
 
 type record struct {
-	ID  string `json:"id"`
-	PID int    `json:"pid"`
+	ID   string `json:"id"`
+	PID  int    `json:"pid"`
+	TsMs int64  `json:"ts_ms"`
 }
 
 func readRecords(t *testing.T, file string) []record {

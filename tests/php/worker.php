@@ -35,6 +35,8 @@
  *   {"id","job","pipeline","queue","driver","headers","payload","action","pid","ts_ms"}
  * "payload" is the raw body as a string; "action" is what the worker does with this delivery
  * (ack, nack, nack_requeue, requeue, fail, crash), after resolving requeue_until_header/fail_until.
+ * With $RR_TEST_END_OUT set, {"id","pid","end_ms"} is appended there when the work (the sleep) is
+ * done, right before the reply.
  *
  * PROTOCOL (goridge v3 frames, as RoadRunner's pool speaks them): 12-byte header, little-endian: byte 0 = 0x10 | HL
  * (header length in 32-bit words), byte 1 = flags, bytes 2-5 payload length, bytes 6-9 CRC32 of bytes
@@ -236,6 +238,10 @@ while (true) {
 
     if (($sleep = (int)($task['sleep_ms'] ?? 0)) > 0) {
         usleep($sleep * 1000);
+    }
+    // The end of the work (before the reply), for the tests that check no job runs twice at once.
+    if (($endOut = getenv('RR_TEST_END_OUT') ?: '') !== '') {
+        record($endOut, ['id' => (string)($ctx['id'] ?? ''), 'pid' => getmypid(), 'end_ms' => (int)floor(microtime(true) * 1000)]);
     }
 
     switch ($action) {
