@@ -90,21 +90,9 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	ready := make([]*Job, 0, len(claims))
 	for _, c := range claims {
 		j := &Job{c: c, d: d}
-		if c.Unreadable != nil {
-			// A malformed row (written by hand) must not block the queue: it goes to the failed
-			// jobs with the reason, and the rest of the batch runs.
+		if reason := d.undeliverable(c); reason != "" {
 			d.claims.withdraw(c)
-			if err := j.fail(fmt.Sprintf("the job's row cannot be read: %v", c.Unreadable), c.Deliveries); err != nil {
-				d.log.Error("move job to failed jobs", zap.String("id", c.JobID), zap.Error(err))
-			}
-			continue
-		}
-		if c.Failures >= int64(d.cfg.MaxAttempts) {
-			// Its deliveries kept ending without an answer (its worker or node died): a poison job
-			// must not loop forever.
-			d.claims.withdraw(c)
-			if err := j.fail(fmt.Sprintf("delivered %d times without an answer (the worker or its node died, or lost it); max_attempts is %d",
-				c.Failures, d.cfg.MaxAttempts), c.Deliveries); err != nil {
+			if err := j.fail(reason, c.Deliveries); err != nil {
 				d.log.Error("move job to failed jobs", zap.String("id", c.JobID), zap.Error(err))
 			}
 			continue
@@ -113,6 +101,20 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	}
 	d.feed.add(ready)
 	return len(got), nil
+}
+
+// undeliverable says why a claimed job goes to the failed jobs instead of a worker ("" if not):
+// a malformed row (written by hand) must not block the queue, and a job whose deliveries kept
+// ending without an answer (its worker or node died) must not loop for ever.
+func (d *Driver) undeliverable(c *claim) string {
+	switch {
+	case c.Unreadable != nil:
+		return fmt.Sprintf("the job's row cannot be read: %v", c.Unreadable)
+	case c.Failures >= int64(d.cfg.MaxAttempts):
+		return fmt.Sprintf("delivered %d times without an answer (the worker or its node died, or lost it); max_attempts is %d",
+			c.Failures, d.cfg.MaxAttempts)
+	}
+	return ""
 }
 
 // retryDelay is exponential backoff with jitter, from 100 ms up to 10 s.
