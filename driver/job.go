@@ -139,7 +139,9 @@ func (j *Job) Requeue(headers map[string][]string, delay int) error {
 	wait := time.Duration(min(max(delay, 0), maxDelaySeconds)) * time.Second
 	if j.c.AutoAck {
 		// The row left the database when the job reached the worker: requeue means pushing it again.
-		return j.d.insert(context.Background(), store.NewJob{JobID: j.c.JobID, Queue: j.d.cfg.Queue, Name: j.c.Name,
+		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+		defer cancel()
+		return j.d.insert(ctx, store.NewJob{JobID: j.c.JobID, Queue: j.d.cfg.Queue, Name: j.c.Name,
 			Payload: j.c.Payload, Headers: merged, Priority: j.c.Priority, Delay: wait, AutoAck: true})
 	}
 	if !j.d.claims.answer(j.c) {

@@ -102,8 +102,7 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 			for _, j := range chunk {
 				args = append(args, j.Row)
 			}
-			marks := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
-			if _, err = s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks+`)`, args...); err != nil {
+			if _, err = s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(chunk))+`)`, args...); err != nil {
 				return err
 			}
 		}
