@@ -38,6 +38,9 @@ const (
 // claim is one claimed job and its state.
 type claim struct {
 	store.Job
+	// node is the node id the job was claimed under: if this node was declared dead since, the
+	// claim is not its own any more (see pipeline.Conn.Node).
+	node  string
 	state state // guarded by ledger.mu
 }
 
@@ -59,13 +62,13 @@ func newLedger(freed func(unanswered int)) *ledger {
 	return l
 }
 
-// add records freshly claimed jobs.
-func (l *ledger) add(jobs []store.Job) []*claim {
+// add records jobs freshly claimed under a node id.
+func (l *ledger) add(jobs []store.Job, node string) []*claim {
 	out := make([]*claim, len(jobs))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := range jobs {
-		c := &claim{Job: jobs[i], state: claimed}
+		c := &claim{Job: jobs[i], node: node, state: claimed}
 		l.held[c] = struct{}{}
 		out[i] = c
 	}
@@ -111,13 +114,13 @@ func (l *ledger) move(c *claim, from, to state) bool {
 	return true
 }
 
-// loseClaimed settles every claim no worker has (the node was declared dead: they belong to other
-// nodes now) and returns how many.
-func (l *ledger) loseClaimed() int {
+// loseClaimed settles every claim no worker has that was made under another node id than now's
+// (the node was declared dead: they belong to other nodes now) and returns how many.
+func (l *ledger) loseClaimed(now string) int {
 	l.mu.Lock()
 	var lost []*claim
 	for c := range l.held {
-		if c.state == claimed {
+		if c.state == claimed && c.node != now {
 			lost = append(lost, c)
 		}
 	}

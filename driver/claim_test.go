@@ -25,7 +25,7 @@ func jobsOf(n int, priority func(i int) int64) []store.Job {
 func TestLedgerTransitions(t *testing.T) {
 	var freed []int
 	l := newLedger(func(n int) { freed = append(freed, n) })
-	cs := l.add(jobsOf(4, func(int) int64 { return 0 }))
+	cs := l.add(jobsOf(4, func(int) int64 { return 0 }), "n1")
 	acked, nacked, takenBack, lost := cs[0], cs[1], cs[2], cs[3]
 	if l.pending() != 4 || len(l.fences()) != 4 {
 		t.Fatalf("after the claim: %d pending, %d held", l.pending(), len(l.fences()))
@@ -71,7 +71,7 @@ func TestLedgerTransitions(t *testing.T) {
 func TestLedgerRacesHaveOneWinner(t *testing.T) {
 	const n = 2000
 	l := newLedger(nil)
-	cs := l.add(jobsOf(n, func(int) int64 { return 0 }))
+	cs := l.add(jobsOf(n, func(int) int64 { return 0 }), "n1")
 	var delivered, withdrawn atomic.Int64
 	var wg sync.WaitGroup
 	for _, c := range cs {
@@ -105,7 +105,7 @@ func TestFeederKeepsClaimOrderInRoadRunnersQueue(t *testing.T) {
 	d := &Driver{cfg: &config.Pipeline{Name: "p"}, feed: &feeder{pq: pq, pipeline: "p"}}
 	d.claims = newLedger(nil)
 	var js []*Job
-	for _, c := range d.claims.add(jobsOf(20, func(i int) int64 { return int64(5 + i%2) })) {
+	for _, c := range d.claims.add(jobsOf(20, func(i int) int64 { return int64(5 + i%2) }), "n1") {
 		js = append(js, &Job{c: c, d: d})
 	}
 	d.feed.add(js[:10])
@@ -144,3 +144,21 @@ type otherDriverJob struct {
 func (o *otherDriverJob) ID() string      { return o.id }
 func (o *otherDriverJob) Priority() int64 { return o.priority }
 func (o *otherDriverJob) GroupID() string { return "memory-pipeline" }
+
+// TestClaimsUnderAnOldNodeIDAreLost: once the node is declared dead, the claims made under its
+// old id that no worker has are dropped, the ones made under the new id are kept, and a delivered
+// one finishes.
+func TestClaimsUnderAnOldNodeIDAreLost(t *testing.T) {
+	l := newLedger(nil)
+	old := l.add(jobsOf(3, func(int) int64 { return 0 }), "old")
+	fresh := l.add(jobsOf(2, func(int) int64 { return 0 }), "new")
+	if !l.deliver(old[0]) {
+		t.Fatal("deliver")
+	}
+	if n := l.loseClaimed("new"); n != 2 {
+		t.Fatalf("%d claims lost, want the 2 undelivered ones of the old id", n)
+	}
+	if !l.is(old[0], delivered) || !l.is(old[1], settled) || !l.is(fresh[0], claimed) || !l.is(fresh[1], claimed) {
+		t.Fatal("only the old id's undelivered claims may be lost")
+	}
+}

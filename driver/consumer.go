@@ -81,12 +81,13 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), answerTimeout)
 	defer cancel()
 	start := time.Now()
-	got, err := d.conn.Store.Claim(ctx, store.ClaimRequest{Queue: d.cfg.Queue, Node: d.conn.NodeID, Limit: limit, Lease: d.cfg.Lease})
+	node := d.conn.Node()
+	got, err := d.conn.Store.Claim(ctx, store.ClaimRequest{Queue: d.cfg.Queue, Node: node, Limit: limit, Lease: d.cfg.Lease})
 	d.env.Metrics.observeClaim(d.cfg.Name, time.Since(start))
 	if err != nil || len(got) == 0 {
 		return 0, err
 	}
-	claims := d.claims.add(got)
+	claims := d.claims.add(got, node)
 	ready := make([]*Job, 0, len(claims))
 	for _, c := range claims {
 		j := &Job{c: c, d: d}

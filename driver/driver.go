@@ -292,10 +292,11 @@ func (d *Driver) Held() []store.Fence { return d.claims.fences() }
 func (d *Driver) Lease() time.Duration { return d.cfg.Lease }
 
 // ClaimsLost drops the claims no worker has (pipeline.Holder): this node was declared dead and
-// its jobs went to other nodes. Jobs at workers finish; their answers are fenced off.
+// its jobs went to other nodes. Jobs at workers finish; their answers are fenced off. A claim still
+// on its way now is dropped when RoadRunner asks for its Context (its node id is the old one).
 func (d *Driver) ClaimsLost() {
 	d.feed.drain()
-	if n := d.claims.loseClaimed(); n > 0 {
+	if n := d.claims.loseClaimed(d.conn.Node()); n > 0 {
 		d.log.Warn("jobs claimed before this node was declared dead were dropped here without running; other nodes run them",
 			zap.Int("jobs", n))
 	}

@@ -72,9 +72,10 @@ func (j *Job) Context() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !d.conn.Alive() {
-		// This node may have been declared dead while it was frozen or cut off: other nodes may run
-		// the job already. Drop it here; its lease (or the reaper) gives it back to the queue.
+	if !d.conn.Alive() || j.c.node != d.conn.Node() {
+		// This node may have been declared dead while it was frozen or cut off (or was, since the
+		// claim): other nodes may run the job already. Drop it here; its lease (or the reaper)
+		// gives it back to the queue.
 		d.claims.lose(j.c)
 		return nil, errNotAlive
 	}

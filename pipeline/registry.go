@@ -38,9 +38,10 @@ func NewRegistry(cfg *config.Global, log *zap.Logger) *Registry {
 
 // Conn is an open connection: its store and the node id this process claims jobs under.
 type Conn struct {
-	Name   string
-	Store  store.Store
-	NodeID string
+	Name  string
+	Store store.Store
+	// node is the id this process claims jobs under (see Node).
+	node atomic.Pointer[string]
 
 	reg    *Registry
 	cfg    *config.Connection
@@ -203,11 +204,11 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 		return nil, fmt.Errorf("connection %q (%s %s): %w", cc.Name, cc.Dialect, store.DescribeDSN(cc.Dialect, cc.DSN), err)
 	}
 
-	c := &Conn{Name: cc.Name, Store: st, NodeID: newNodeID(), reg: r, cfg: cc, refs: 1, opened: time.Now(),
+	c := &Conn{Name: cc.Name, Store: st, reg: r, cfg: cc, refs: 1, opened: time.Now(),
 		subs: map[string]map[*func()]struct{}{}, holders: map[Holder]struct{}{}}
 	startCtx, cancel := context.WithTimeout(ctx, cc.ConnectTimeout)
 	defer cancel()
-	if err = st.RegisterNode(startCtx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}); err == nil {
+	if err = c.register(startCtx); err == nil {
 		err = c.reap(startCtx)
 	}
 	if err != nil {
@@ -222,7 +223,7 @@ func (r *Registry) open(ctx context.Context, cc *config.Connection) (*Conn, erro
 	go c.keepAlive(upkeepCtx)
 	go c.listen(upkeepCtx)
 	r.log.Info("sql connection opened", zap.String("connection", cc.Name), zap.String("dialect", cc.Dialect),
-		zap.String("dsn", store.DescribeDSN(cc.Dialect, cc.DSN)), zap.String("node", c.NodeID))
+		zap.String("dsn", store.DescribeDSN(cc.Dialect, cc.DSN)), zap.String("node", c.Node()))
 	return c, nil
 }
 
@@ -258,7 +259,7 @@ func (c *Conn) Release(ctx context.Context) {
 	}
 	c.stop()
 	c.upkeep.Wait()
-	if released, err := c.Store.RemoveNode(ctx, c.NodeID); err != nil {
+	if released, err := c.Store.RemoveNode(ctx, c.Node()); err != nil {
 		r.log.Error("unregister node", zap.String("connection", c.Name), zap.Error(err))
 	} else if released > 0 {
 		r.log.Warn("jobs still held at shutdown returned to ready", zap.String("connection", c.Name), zap.Int64("jobs", released))
@@ -301,10 +302,14 @@ func (c *Conn) keepAlive(ctx context.Context) {
 }
 
 // heartbeat proves the node alive. If another node declared it dead meanwhile (it missed its
-// heartbeats for node_ttl: frozen, paused, cut off), its jobs went to other nodes: the holders
-// drop the claims they still have, and the node registers again.
+// heartbeats for node_ttl: frozen, paused, cut off), its jobs went to other nodes: the node
+// registers again under a new id and the holders drop the claims they still have. The new id is
+// what makes this exact: a claim made under the old id, even one in flight while the node was
+// frozen and answered only now, is recognisably not this node's (see Node), and the rows reserved
+// under the old id are orphans the reapers return to ready.
 func (c *Conn) heartbeat(ctx context.Context) error {
-	alive, err := c.Store.Heartbeat(ctx, c.NodeID)
+	old := c.Node()
+	alive, err := c.Store.Heartbeat(ctx, old)
 	if err != nil {
 		return err
 	}
@@ -312,15 +317,27 @@ func (c *Conn) heartbeat(ctx context.Context) error {
 		c.confirmed()
 		return nil
 	}
+	// Registered first, published after: a claim under the new id must never meet a missing row,
+	// which any reaper would take for an orphan.
+	if err := c.register(ctx); err != nil {
+		return err
+	}
 	c.reg.log.Warn("this node was declared dead by another node (it missed its heartbeats for node_ttl); its jobs went to other nodes, and those it had not yet handed to a worker are dropped here",
-		zap.String("connection", c.Name), zap.String("node", c.NodeID), zap.Duration("node_ttl", c.cfg.NodeTTL))
+		zap.String("connection", c.Name), zap.String("node", old), zap.String("new_node", c.Node()), zap.Duration("node_ttl", c.cfg.NodeTTL))
 	for _, h := range c.holdersNow() {
 		h.ClaimsLost()
 	}
-	if err := c.Store.RegisterNode(ctx, store.Node{ID: c.NodeID, Host: hostIdentity, PID: os.Getpid()}); err != nil {
+	c.confirmed()
+	return nil
+}
+
+// register records a fresh node id in the database, then makes it the one claims are made under.
+func (c *Conn) register(ctx context.Context) error {
+	id := newNodeID()
+	if err := c.Store.RegisterNode(ctx, store.Node{ID: id, Host: hostIdentity, PID: os.Getpid()}); err != nil {
 		return err
 	}
-	c.confirmed()
+	c.node.Store(&id)
 	return nil
 }
 
@@ -346,7 +363,7 @@ func (c *Conn) reap(ctx context.Context) error {
 	}
 	var dead []string
 	for _, n := range nodes {
-		if n.ID != c.NodeID && sameHostDeadProcess(n) {
+		if n.ID != c.Node() && sameHostDeadProcess(n) {
 			dead = append(dead, n.ID)
 		}
 	}
@@ -374,3 +391,7 @@ func newNodeID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Node is the id this node claims jobs under now. It changes when the node finds itself declared
+// dead (see heartbeat): a claim made under another id is no longer this node's to deliver.
+func (c *Conn) Node() string { return *c.node.Load() }

@@ -83,7 +83,37 @@ func TestOnlyTheSameHostMayDeclareADeadProcess(t *testing.T) {
 	if !slices.Contains(nodes, "cloned-vm") {
 		t.Errorf("a live node of another machine with the same hostname and pid namespace was reaped: %v", nodes)
 	}
-	if !slices.Contains(nodes, c.NodeID) {
+	if !slices.Contains(nodes, c.Node()) {
 		t.Errorf("this node reaped itself: %v", nodes)
+	}
+}
+
+// declaredDead makes another node's reaper see this one as dead: its row is gone.
+func declaredDead(t *testing.T, c *Conn, id string) {
+	t.Helper()
+	if _, err := c.Store.Reap(context.Background(), 0, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestADeclaredDeadNodeComesBackUnderANewID: a node that finds itself declared dead (frozen,
+// cut off) registers again under a new id, so that a claim it made under the old one (a claim in
+// flight while it was frozen, answered after other nodes took its jobs) is recognisably not its
+// own any more, and the rows reserved under the old id stay orphans for the reapers.
+func TestADeclaredDeadNodeComesBackUnderANewID(t *testing.T) {
+	c := openConn(t)
+	ctx := context.Background()
+	old := c.Node()
+	declaredDead(t, c, old)
+	if err := c.heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := c.Node()
+	nodes := nodeIDs(t, c.Store)
+	if now == old || slices.Contains(nodes, old) || !slices.Contains(nodes, now) {
+		t.Fatalf("after being declared dead the node is %q (was %q); registered nodes: %v", now, old, nodes)
+	}
+	if !c.Alive() {
+		t.Fatal("the node registered again but does not count itself alive")
 	}
 }
