@@ -154,3 +154,35 @@ func TestRetryDelayDoublesWithJitterUpToTheCap(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupOptions(t *testing.T) {
+	p, err := ParsePipeline("tenants", map[string]any{
+		"group_by": "tenant", "group_concurrency": 2, "overflow": map[string]any{"ready_over": 100, "to": "slow"}, "overflow_interval": "500ms",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.GroupBy != "tenant" || p.GroupConcurrency != 2 || *p.Overflow != (Overflow{ReadyOver: 100, To: "slow", Interval: 500 * time.Millisecond}) {
+		t.Fatalf("parsed %+v %+v", p, p.Overflow)
+	}
+	// jobs.Declare: a flat map of strings.
+	p, err = ParseDeclared("tenants", map[string]any{"driver": "sql", "group_by": "tenant", "group_concurrency": "3", "overflow.ready_over": "10", "overflow.to": "slow"})
+	if err != nil || p.GroupConcurrency != 3 || p.Overflow == nil || p.Overflow.ReadyOver != 10 || p.Overflow.To != "slow" || p.Overflow.Interval != time.Second {
+		t.Fatalf("declared: %+v %+v %v", p, p.Overflow, err)
+	}
+	for want, options := range map[string]map[string]any{
+		`"group_concurrency": needs group_by`:                   {"group_concurrency": 2},
+		`"overflow": needs group_by`:                            {"overflow": map[string]any{"ready_over": 1, "to": "x"}},
+		`"group_by": must be a header name`:                     {"group_by": "bad header!"},
+		`"group_concurrency": must be an integer between 0 and`: {"group_by": "t", "group_concurrency": -1},
+		`option "overflow": option "to": is required`:           {"group_by": "t", "overflow": map[string]any{"ready_over": 1}},
+		`option "overflow": option "ready_over": is required`:   {"group_by": "t", "overflow": map[string]any{"to": "x"}},
+		`option "to": must name another pipeline`:               {"group_by": "t", "overflow": map[string]any{"ready_over": 1, "to": "tenants"}},
+		`option "overflow": unknown option "ready_ovr"`:         {"group_by": "t", "overflow": map[string]any{"ready_ovr": 1, "to": "x"}},
+	} {
+		_, err := ParsePipeline("tenants", options)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("options %v: error %v, want one containing %s", options, err, want)
+		}
+	}
+}

@@ -36,6 +36,22 @@ type Pipeline struct {
 	// MaxPayload is the largest payload a push may carry, in bytes: a bigger one is refused before
 	// it is copied or sent to the database.
 	MaxPayload uint64
+	// GroupBy names the header whose first value is a job's group ("" = no groups). Claims then
+	// share each batch round robin across the groups with ready jobs.
+	GroupBy string
+	// GroupConcurrency caps the jobs of one group reserved at once across the cluster (0 = none).
+	GroupConcurrency int
+	// Overflow moves the waiting jobs of groups with too many ready jobs to another pipeline.
+	Overflow *Overflow
+}
+
+// Overflow is the overflow routing of a group_by pipeline: every Interval, one node moves the
+// waiting jobs of each group with more than ReadyOver ready jobs to the pipeline To, and while
+// that group has jobs waiting there its new pushes go there too.
+type Overflow struct {
+	ReadyOver int
+	To        string
+	Interval  time.Duration
 }
 
 // RetryDelay is the wait before the next delivery of a job that failed its attempt-th delivery.
@@ -61,9 +77,17 @@ const (
 	keyBackoff      = "backoff"
 	keyBackoffMax   = "backoff_max"
 	keyMaxPayload   = "max_payload"
+	keyGroupBy      = "group_by"
+	keyGroupConc    = "group_concurrency"
+	keyOverflow     = "overflow"
+	keyOverflowInt  = "overflow_interval"
+	// jobs.Declare passes a flat map of strings: the overflow mapping's keys come flattened.
+	keyOverflowReadyOver = "overflow.ready_over"
+	keyOverflowTo        = "overflow.to"
 )
 
-var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease, keyMaxAttempts, keyBackoff, keyBackoffMax, keyMaxPayload}
+var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease, keyMaxAttempts, keyBackoff, keyBackoffMax, keyMaxPayload,
+	keyGroupBy, keyGroupConc, keyOverflow, keyOverflowInt, keyOverflowReadyOver, keyOverflowTo}
 
 // DefaultMaxPayload is max_payload's default: 10 MiB, below MySQL's default max_allowed_packet.
 const DefaultMaxPayload = 10 << 20
@@ -108,6 +132,7 @@ func parsePipeline(name string, raw map[string]any, extraKeys []string) (*Pipeli
 	if p.BackoffMax < p.Backoff {
 		o.fail(keyBackoffMax, "must be at least backoff (%s), got %s", p.Backoff, p.BackoffMax)
 	}
+	parseGroups(o, p)
 	if err := o.Err(pipelineKeys); err != nil {
 		return nil, err
 	}
@@ -132,3 +157,53 @@ func (g *Global) Resolve(p *Pipeline) (*Connection, error) {
 	}
 	return c, nil
 }
+
+// parseGroups reads group_by, group_concurrency and overflow (a mapping in .rr.yaml; flat
+// "overflow.ready_over" / "overflow.to" keys in a jobs.Declare map).
+func parseGroups(o *options, p *Pipeline) {
+	p.GroupBy = o.String(keyGroupBy, "")
+	if p.GroupBy != "" && !headerName.MatchString(p.GroupBy) {
+		o.fail(keyGroupBy, "must be a header name of 1-128 letters, digits, '_', '-' or '.', got %q", p.GroupBy)
+	}
+	p.GroupConcurrency = int(o.Int(keyGroupConc, 0, 0, 1_000_000))
+	over := o.Map(keyOverflow)
+	if over == nil {
+		over = map[string]any{}
+		for key, flat := range map[string]string{"ready_over": keyOverflowReadyOver, "to": keyOverflowTo} {
+			if v, ok := o.lookup(flat); ok {
+				over[key] = v
+			}
+		}
+	}
+	interval := o.Duration(keyOverflowInt, time.Second, 100*time.Millisecond, time.Hour)
+	if len(over) > 0 {
+		sub := newOptions(fmt.Sprintf("%s: option %q", o.where, keyOverflow), over)
+		p.Overflow = &Overflow{
+			ReadyOver: int(sub.Int("ready_over", 0, 1, 1_000_000_000)),
+			To:        sub.String("to", ""),
+			Interval:  interval,
+		}
+		if _, ok := over["ready_over"]; !ok {
+			sub.fail("ready_over", "is required: the number of ready jobs above which a group overflows")
+		}
+		if p.Overflow.To == "" {
+			sub.fail("to", "is required: the sql pipeline (on the same connection) that takes the jobs of overflowing groups")
+		} else if p.Overflow.To == p.Name {
+			sub.fail("to", "must name another pipeline than %q itself", p.Name)
+		}
+		if err := sub.Err([]string{"ready_over", "to"}); err != nil {
+			o.errs = append(o.errs, err.Error())
+		}
+	}
+	if p.GroupBy == "" {
+		if p.GroupConcurrency > 0 {
+			o.fail(keyGroupConc, "needs group_by: the header whose first value names a job's group")
+		}
+		if p.Overflow != nil {
+			o.fail(keyOverflow, "needs group_by: the header whose first value names a job's group")
+		}
+	}
+}
+
+// headerName is what a group_by header may look like (the store's HeaderName too).
+var headerName = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,128}$`)

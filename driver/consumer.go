@@ -82,7 +82,8 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	defer cancel()
 	start := time.Now()
 	node := d.conn.Node()
-	got, err := d.conn.Store.Claim(ctx, store.ClaimRequest{Queue: d.cfg.Queue, Node: node, Limit: limit, Lease: d.cfg.Lease})
+	got, err := d.conn.Store.Claim(ctx, store.ClaimRequest{Queue: d.cfg.Queue, Node: node, Limit: limit, Lease: d.cfg.Lease,
+		Groups: d.cfg.GroupBy != "", GroupConcurrency: d.cfg.GroupConcurrency})
 	d.env.Metrics.observeClaim(d.cfg.Name, time.Since(start))
 	if err != nil || len(got) == 0 {
 		return 0, err

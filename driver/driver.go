@@ -95,7 +95,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 	})
 	d.writes = newBatcher(conn.Store, d.log,
 		func(c *claim) bool { return d.claims.is(c, delivered) },
-		func(c *claim) { d.claims.settle(c) },
+		d.settle,
 		func(took time.Duration) { d.env.Metrics.observeAck(cfg.Name, took) })
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)
@@ -160,8 +160,22 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 	})
 }
 
-// insert stores a job and wakes the consumer when it is due.
+// maxGroupLength is the longest group value (the grp column of MySQL is a VARCHAR(255)).
+const maxGroupLength = 255
+
+// insert stores a job and wakes the consumer when it is due. With group_by, the first value of
+// that header is the job's group.
 func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
+	if d.cfg.GroupBy != "" {
+		job.Grouped = true
+		if v := job.Headers[d.cfg.GroupBy]; len(v) > 0 {
+			job.Group = v[0]
+		}
+		if len(job.Group) > maxGroupLength {
+			return fmt.Errorf("push job %s to pipeline %s: the group (header %q, the pipeline's group_by) is %d bytes long: use at most %d",
+				job.JobID, d.cfg.Name, d.cfg.GroupBy, len(job.Group), maxGroupLength)
+		}
+	}
 	if err := d.conn.Store.Insert(ctx, job); err != nil {
 		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
 	}
@@ -351,7 +365,7 @@ func (d *Driver) giveBack(ctx context.Context, taken []*Job) error {
 	}
 	n, err := d.conn.Store.Release(context.WithoutCancel(ctx), fences)
 	for _, c := range withdrawn {
-		d.claims.settle(c)
+		d.settle(c)
 	}
 	if err != nil {
 		// They stay reserved by this node and come back when their lease runs out.
@@ -397,5 +411,14 @@ func (d *Driver) cancelDue() {
 	defer d.dueMu.Unlock()
 	if d.dueTimer != nil {
 		d.dueTimer.Stop()
+	}
+}
+
+// settle ends a claim once its statement is done. Under group_concurrency that statement may have
+// freed a group's slot that jobs wait for: claim again now rather than at the next poll.
+func (d *Driver) settle(c *claim) {
+	d.claims.settle(c)
+	if d.cfg.GroupConcurrency > 0 {
+		d.nudge()
 	}
 }

@@ -156,7 +156,7 @@ func (j *Job) requeue(r store.Requeue) error {
 	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
 	ok, err := j.d.conn.Store.Requeue(ctx, j.c.Fence, r)
-	j.d.claims.settle(j.c)
+	j.d.settle(j.c)
 	if err != nil {
 		return fmt.Errorf("requeue job %s: %w", j.c.JobID, err)
 	}
@@ -173,7 +173,7 @@ func (j *Job) fail(reason string, deliveries int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
 	ok, err := j.d.conn.Store.Fail(ctx, j.c.Fence, reason, deliveries)
-	j.d.claims.settle(j.c)
+	j.d.settle(j.c)
 	if err != nil {
 		return fmt.Errorf("move job %s to failed jobs: %w", j.c.JobID, err)
 	}

@@ -24,6 +24,8 @@ var mysqlDialect = dialect{
 	noTransactionalDDL: true,
 	txOptions:          &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	fencedWhere:        mysqlFencedWhere,
+	groupHeadSQL:       mysqlGroupHeadSQL,
+	insertIgnore:       func(into string) string { return `INSERT IGNORE INTO ` + into },
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
 		if err := c.QueryRowContext(ctx, `SELECT GET_LOCK('rr_sql_migrations', 60)`).Scan(&got); err != nil {
@@ -49,6 +51,13 @@ func mysqlFencedWhere(fences []Fence) (string, []any) {
 	return "id IN (?" + strings.Repeat(", ?", len(fences)-1) + ") AND (id, claim_token) IN ((?, ?)" +
 		strings.Repeat(", (?, ?)", len(fences)-1) + ")", args
 }
+
+// mysqlGroupHeadSQL reserves the head of a group in one ordered, limited update: MySQL takes no
+// LIMIT in an IN subquery, nor a subquery on the table it updates.
+const mysqlGroupHeadSQL = `UPDATE rr_jobs SET ` + claimSet + `
+	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
+	ORDER BY priority, available_at, id
+	LIMIT ?`
 
 // mysqlClaimableWhere selects the jobs of a queue that can be claimed now. Argument: queue.
 const mysqlClaimableWhere = `WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}`

@@ -24,6 +24,8 @@ var postgresDialect = dialect{
 	// A generic plan is what a prepared claim may run after five executions: check that one.
 	explainPrefix: "EXPLAIN EXECUTE rr_claim_explain",
 	fencedWhere:   postgresFencedWhere,
+	groupHeadSQL:  groupHeadByID,
+	insertIgnore:  insertOnConflictDoNothing,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 			return nil, err
@@ -41,6 +43,19 @@ func postgresFencedWhere(fences []Fence) (string, []any) {
 	}
 	return `id = ANY(?::bigint[]) AND (id, claim_token) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))`,
 		[]any{ids, ids, tokens}
+}
+
+// groupHeadByID reserves the head of a group through an id subquery (PostgreSQL, SQLite). The
+// queue's rr_queues row is locked by the group claim, so no other claim competes for these rows.
+const groupHeadByID = `UPDATE rr_jobs SET ` + claimSet + `
+	WHERE id IN (
+		SELECT id FROM rr_jobs
+		WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now}
+		ORDER BY priority, available_at, id
+		LIMIT ?)`
+
+func insertOnConflictDoNothing(into string) string {
+	return `INSERT INTO ` + into + ` ON CONFLICT DO NOTHING`
 }
 
 // postgresClaimSQL is one statement. The MATERIALIZED CTE is a planner fence: it picks at most

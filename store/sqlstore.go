@@ -51,6 +51,12 @@ type dialect struct {
 	// forUpdate locks the rows a read selects until the transaction ends ("" where one write
 	// transaction runs at a time anyway).
 	forUpdate string
+	// groupHeadSQL reserves the head of one group of a queue (see groupClaim). Arguments: node,
+	// token, lease (ms), queue, group, limit.
+	groupHeadSQL string
+	// insertIgnore turns "table (columns) VALUES (...)" into an insert that does nothing when the
+	// key exists.
+	insertIgnore func(into string) string
 }
 
 // sqlStore implements Store on database/sql for every dialect.
@@ -301,10 +307,14 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	if payload == nil {
 		payload = []byte{}
 	}
+	var group any // NULL: the pipeline has no group_by
+	if j.Grouped {
+		group = j.Group
+	}
 	_, err = s.execPrepared(ctx, `INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack)
-		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?)`,
-		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck)
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp)
+		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?)`,
+		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group)
 	if err != nil {
 		return fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
 	}
@@ -317,6 +327,7 @@ type claimArgs struct {
 	token       int64
 	limit       int
 	leaseMs     int64
+	groupLimit  int
 }
 
 func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
@@ -327,8 +338,17 @@ func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
 		return nil, nil
 	}
 	// A fresh random token per claim: even a node that claims the same row twice can tell its claims apart.
-	args := claimArgs{queue: req.Queue, node: req.Node, token: rand.Int64N(1<<62) + 1, limit: req.Limit, leaseMs: req.Lease.Milliseconds()}
-	jobs, err := s.d.claim(ctx, s, args)
+	args := claimArgs{queue: req.Queue, node: req.Node, token: rand.Int64N(1<<62) + 1, limit: req.Limit, leaseMs: req.Lease.Milliseconds(),
+		groupLimit: req.GroupConcurrency}
+	var (
+		jobs []Job
+		err  error
+	)
+	if req.Groups {
+		jobs, err = s.groupClaim(ctx, args)
+	} else {
+		jobs, err = s.d.claim(ctx, s, args)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim from queue %s: %w", req.Queue, err)
 	}

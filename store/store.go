@@ -26,6 +26,10 @@ type NewJob struct {
 	// Delay is how long after the insert (by the database's clock) the job becomes ready.
 	Delay   time.Duration
 	AutoAck bool
+	// Grouped: the queue's pipeline has group_by, and Group is the job's group ("" for a job
+	// without the header).
+	Grouped bool
+	Group   string
 }
 
 // Job is a claimed job, reserved by the claiming node until it is acked, requeued, failed or released.
@@ -56,6 +60,10 @@ type ClaimRequest struct {
 	Node  string
 	Limit int
 	Lease time.Duration
+	// Groups: share the batch round robin across the queue's groups (group_by), at most
+	// GroupConcurrency jobs of one group reserved at once in the cluster (0: no limit).
+	Groups           bool
+	GroupConcurrency int
 }
 
 // Fence identifies one claim of one row: a statement fenced by it does nothing if the job was

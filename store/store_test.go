@@ -64,7 +64,7 @@ func serverDSN(t testing.TB, env string) string {
 // (the integration suites use databases of their own).
 func emptied(t testing.TB, s Store) Store {
 	db := s.(*sqlStore).w
-	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines"} {
+	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines", "rr_queues", "rr_overflow"} {
 		if _, err := db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,194 @@
+package store
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func groupJob(group string, i int) NewJob {
+	return NewJob{JobID: fmt.Sprintf("%s-%d", group, i), Grouped: true, Group: group}
+}
+
+func groupClaim(s Store, node string, limit, concurrency int) ([]Job, error) {
+	return s.Claim(ctx, ClaimRequest{Queue: "q", Node: node, Limit: limit, Lease: time.Minute, Groups: true, GroupConcurrency: concurrency})
+}
+
+func groupOf(j Job) string { return j.JobID[:strings.LastIndexByte(j.JobID, '-')] }
+
+// TestGroupClaimIsRoundRobin: claims of one job each take the groups in turn (the cursor is in
+// the database, so it holds whichever node claims), and within a group priority then FIFO.
+func TestGroupClaimIsRoundRobin(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for i := range 5 {
+			mustInsert(t, s, groupJob("a", i))
+		}
+		for i := range 3 {
+			mustInsert(t, s, groupJob("b", i))
+		}
+		mustInsert(t, s, groupJob("c", 0))
+		urgent := groupJob("b", 9)
+		urgent.Priority = -1
+		mustInsert(t, s, urgent)
+		var order []string
+		for i := range 10 {
+			got, err := groupClaim(s, fmt.Sprint("node", i%3), 1, 0)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("claim %d: %d jobs, %v", i, len(got), err)
+			}
+			order = append(order, got[0].JobID)
+		}
+		want := []string{"a-0", "b-9", "c-0", "a-1", "b-0", "a-2", "b-1", "a-3", "b-2", "a-4"}
+		if !slices.Equal(order, want) {
+			t.Fatalf("claim order %v, want %v", order, want)
+		}
+		if got, _ := groupClaim(s, "node0", 1, 0); len(got) != 0 {
+			t.Fatalf("claimed %v from an empty queue", ids(got))
+		}
+	})
+}
+
+// TestSmallGroupIsNotStuckBehindALargeOne: 1,000 jobs of one group, then 10 of another: the first
+// batch carries all 10, where the plain claim would take 100 of the large group.
+func TestSmallGroupIsNotStuckBehindALargeOne(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for i := range 1000 {
+			mustInsert(t, s, groupJob("bob", i))
+		}
+		for i := range 10 {
+			mustInsert(t, s, groupJob("alice", i))
+		}
+		got, err := groupClaim(s, "n", 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perGroup := map[string]int{}
+		for _, j := range got {
+			perGroup[groupOf(j)]++
+		}
+		if len(got) != 100 || perGroup["alice"] != 10 {
+			t.Fatalf("first batch: %d jobs, %v: want 100 with all 10 of alice", len(got), perGroup)
+		}
+	})
+}
+
+// TestGroupConcurrencyIsNeverExceeded: three nodes claim and acknowledge concurrently; at no
+// moment does a group have more than its limit reserved.
+func TestGroupConcurrencyIsNeverExceeded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		const limit, groups, perGroup = 2, 5, 40
+		for i := range perGroup {
+			for g := range groups {
+				mustInsert(t, s, groupJob(fmt.Sprint("g", g), i))
+			}
+		}
+		var (
+			mu        sync.Mutex
+			inFlight  = map[string]int{}
+			most      int
+			overshoot []string
+			done      int
+			wg        sync.WaitGroup
+		)
+		for n := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				node := fmt.Sprint("node", n)
+				idle := 0
+				for idle < 20 {
+					got, err := groupClaim(s, node, 10, limit)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for _, j := range got {
+						g := groupOf(j)
+						inFlight[g]++
+						most = max(most, inFlight[g])
+						if inFlight[g] > limit {
+							overshoot = append(overshoot, fmt.Sprintf("%s: %d reserved", g, inFlight[g]))
+						}
+					}
+					mu.Unlock()
+					if len(got) == 0 {
+						idle++
+						time.Sleep(time.Millisecond) // a poll interval: nothing is awaited here
+						continue
+					}
+					idle = 0
+					for _, j := range got {
+						// The slot is given up before the ack, so the count here never exceeds
+						// the database's: an overshoot the database allowed shows.
+						mu.Lock()
+						inFlight[groupOf(j)]--
+						done++
+						mu.Unlock()
+						if _, err := ack(s, j.Fence); err != nil {
+							t.Error(err)
+							return
+						}
+						if rand.IntN(4) == 0 {
+							time.Sleep(time.Millisecond)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if len(overshoot) > 0 {
+			t.Fatalf("group_concurrency %d exceeded: %v", limit, overshoot)
+		}
+		if done != groups*perGroup || most != limit {
+			t.Fatalf("%d of %d jobs done, at most %d of a group at once (want exactly %d)", done, groups*perGroup, most, limit)
+		}
+		t.Logf("%s: %d jobs in %d groups, 3 nodes, group_concurrency %d: at most %d of a group reserved at once", s.Dialect(), done, groups, limit, most)
+	})
+}
+
+// TestGroupSlotsFreeOnEveryAnswer: a slot comes back on ack, requeue, fail and when the reaper
+// returns a dead node's jobs; nothing else frees one.
+func TestGroupSlotsFreeOnEveryAnswer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for i := range 10 {
+			mustInsert(t, s, groupJob("g", i))
+		}
+		for _, n := range []string{"dies", "lives"} {
+			if err := s.RegisterNode(ctx, Node{ID: n, Host: "h", PID: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		claimOne := func(node string, want int) []Job {
+			t.Helper()
+			got, err := groupClaim(s, node, 5, 2)
+			if err != nil || len(got) != want {
+				t.Fatalf("%s claimed %d (%v), want %d", node, len(got), err, want)
+			}
+			return got
+		}
+		claimOne("dies", 2)
+		claimOne("lives", 0)
+		if _, err := s.Reap(ctx, time.Hour, []string{"dies"}); err != nil {
+			t.Fatal(err)
+		}
+		held := claimOne("lives", 2)
+		if _, err := ack(s, held[0].Fence); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held[1:], claimOne("lives", 1)...)
+		if ok, err := s.Requeue(ctx, held[0].Fence, Requeue{}); !ok || err != nil {
+			t.Fatal("requeue", err)
+		}
+		held = append(held[1:], claimOne("lives", 1)...)
+		if ok, err := s.Fail(ctx, held[0].Fence, "boom", 1); !ok || err != nil {
+			t.Fatal("fail", err)
+		}
+		claimOne("lives", 1)
+		claimOne("lives", 0)
+	})
+}
