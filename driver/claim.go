@@ -40,7 +40,9 @@ type claim struct {
 	store.Job
 	// node is the node id the job was claimed under: if this node was declared dead since, the
 	// claim is not its own any more (see pipeline.Conn.Node).
-	node  string
+	node string
+	// seq numbers the claims of a pipeline in the order the database gave them.
+	seq   uint64
 	state state // guarded by ledger.mu
 }
 
@@ -49,6 +51,7 @@ type ledger struct {
 	mu         sync.Mutex
 	held       map[*claim]struct{} // every claim not settled
 	unanswered int                 // claimed or delivered: what prefetch bounds
+	claims     uint64              // claims recorded so far (see claim.seq)
 	empty      *sync.Cond          // on mu: broadcast when held becomes empty
 	// freed is called (outside the lock) when a claim stops counting against prefetch.
 	freed func(unanswered int)
@@ -68,7 +71,8 @@ func (l *ledger) add(jobs []store.Job, node string) []*claim {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := range jobs {
-		c := &claim{Job: jobs[i], node: node, state: claimed}
+		l.claims++
+		c := &claim{Job: jobs[i], node: node, seq: l.claims, state: claimed}
 		l.held[c] = struct{}{}
 		out[i] = c
 	}

@@ -86,7 +86,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 		env:  env,
 		log:  env.Log.With(zap.String("pipeline", cfg.Name)),
 		wake: make(chan struct{}, 1),
-		feed: &feeder{pq: pq, pipeline: cfg.Name},
+		feed: &feeder{pq: pq, pipeline: cfg.Name, waiting: claimQueue{fair: cfg.GroupBy != ""}},
 	}
 	d.claims = newLedger(func(unanswered int) {
 		if cfg.Prefetch-unanswered >= d.refillAt() {

@@ -24,9 +24,9 @@ type feeder struct {
 	pipeline string
 
 	mu      sync.Mutex
-	waiting byClaimOrder // claimed, not yet in RoadRunner's queue
-	queued  []*Job       // in RoadRunner's queue, not taken out yet (at most inQueue)
-	open    bool         // the pipeline consumes
+	waiting claimQueue // claimed, not yet in RoadRunner's queue
+	queued  []*Job     // in RoadRunner's queue, not taken out yet (at most inQueue)
+	open    bool       // the pipeline consumes
 }
 
 // inQueue is how many of the pipeline's jobs RoadRunner's queue holds at once (see feeder).
@@ -79,41 +79,48 @@ func (f *feeder) drain() []*Job {
 }
 
 func (f *feeder) takeAll() []*Job {
-	out := make([]*Job, 0, len(f.waiting)+1)
+	out := make([]*Job, 0, len(f.waiting.jobs)+1)
 	for _, it := range f.pq.Remove(f.pipeline) {
 		if j, ok := it.(*Job); ok {
 			out = append(out, j)
 		}
 	}
 	f.queued = f.queued[:0]
-	out = append(out, f.waiting...)
-	f.waiting = f.waiting[:0]
+	out = append(out, f.waiting.jobs...)
+	f.waiting.jobs = f.waiting.jobs[:0]
 	return out
 }
 
 // next tops the pipeline's jobs in RoadRunner's queue up to inQueue.
 func (f *feeder) next() {
-	for f.open && len(f.queued) < inQueue && len(f.waiting) > 0 {
+	for f.open && len(f.queued) < inQueue && len(f.waiting.jobs) > 0 {
 		j := heap.Pop(&f.waiting).(*Job)
 		f.queued = append(f.queued, j)
 		f.pq.Insert(j)
 	}
 }
 
-// byClaimOrder is a min-heap in the claim's order: priority, due time, insertion.
-type byClaimOrder []*Job
+// claimQueue is a min-heap in the claims' order: priority, due time, insertion; or, for a
+// group_by pipeline (fair), the order the claims gave (each batch is round robin across groups).
+type claimQueue struct {
+	jobs []*Job
+	fair bool
+}
 
-func (h byClaimOrder) Len() int { return len(h) }
-func (h byClaimOrder) Less(a, b int) bool {
-	x, y := h[a].c, h[b].c
+func (h claimQueue) Len() int { return len(h.jobs) }
+func (h claimQueue) Less(a, b int) bool {
+	x, y := h.jobs[a].c, h.jobs[b].c
+	if h.fair {
+		return x.seq < y.seq
+	}
 	return cmp.Or(cmp.Compare(x.Priority, y.Priority), cmp.Compare(x.AvailableAt, y.AvailableAt), cmp.Compare(x.Row, y.Row)) < 0
 }
-func (h byClaimOrder) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
-func (h *byClaimOrder) Push(x any)   { *h = append(*h, x.(*Job)) }
-func (h *byClaimOrder) Pop() any {
-	old := *h
+func (h claimQueue) Swap(a, b int) { h.jobs[a], h.jobs[b] = h.jobs[b], h.jobs[a] }
+func (h *claimQueue) Push(x any)   { h.jobs = append(h.jobs, x.(*Job)) }
+func (h *claimQueue) Pop() any {
+	old := h.jobs
 	j := old[len(old)-1]
 	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
+	h.jobs = old[:len(old)-1]
 	return j
 }

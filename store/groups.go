@@ -40,7 +40,7 @@ const groupReservedSQL = `SELECT grp, COUNT(*) FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL GROUP BY grp`
 
 // groupClaimedSQL reads back the rows one claim reserved. Arguments: node, token.
-const groupClaimedSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs WHERE reserved_by = ? AND claim_token = ?`
+const groupClaimedSQL = `SELECT ` + claimedColumns + `, grp FROM rr_jobs WHERE reserved_by = ? AND claim_token = ?`
 
 // groupClaim reserves up to c.limit ready jobs shared round robin across the queue's groups, at
 // most c.groupLimit reserved per group (0: no limit).
@@ -106,14 +106,14 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 		if err != nil {
 			return err
 		}
-		jobs, err := scanClaimed(rows, c.token)
+		jobs, err := scanClaimedGroups(rows, c.token)
 		if err != nil {
 			return err
 		}
 		if err = tx.Commit(); err != nil {
 			return err
 		}
-		out = jobs
+		out = roundRobin(groups, jobs)
 		return nil
 	})
 	return out, err
@@ -199,4 +199,40 @@ func (s *sqlStore) claimGroupHead(ctx context.Context, tx *sql.Tx, c claimArgs, 
 	}
 	got, err := res.RowsAffected()
 	return int(got), err
+}
+
+// scanClaimedGroups reads claimed rows with their group.
+func scanClaimedGroups(rows *sql.Rows, token int64) (map[string][]Job, error) {
+	defer rows.Close()
+	out := map[string][]Job{}
+	for rows.Next() {
+		var group string
+		j, err := scanJob(rows, token, &group)
+		if err != nil {
+			return nil, err
+		}
+		out[group] = append(out[group], j)
+	}
+	return out, rows.Err()
+}
+
+// roundRobin orders a group claim for the workers: each group's first job in the groups' turn,
+// then each one's second, and so on; within a group, priority then FIFO.
+func roundRobin(groups []string, byGroup map[string][]Job) []Job {
+	var out []Job
+	for _, g := range groups {
+		slices.SortFunc(byGroup[g], claimOrder)
+	}
+	for k := 0; ; k++ {
+		added := false
+		for _, g := range groups {
+			if k < len(byGroup[g]) {
+				out = append(out, byGroup[g][k])
+				added = true
+			}
+		}
+		if !added {
+			return out
+		}
+	}
 }

@@ -73,6 +73,12 @@ func TestSmallGroupIsNotStuckBehindALargeOne(t *testing.T) {
 		if len(got) != 100 || perGroup["alice"] != 10 {
 			t.Fatalf("first batch: %d jobs, %v: want 100 with all 10 of alice", len(got), perGroup)
 		}
+		// The batch is in turn order, so the workers see alice's jobs among the first 20.
+		for i, j := range got[:20] {
+			if want := []string{"alice", "bob"}[i%2]; groupOf(j) != want {
+				t.Fatalf("job %d of the batch is %s, want one of %s: the batch is not in round-robin order (%v)", i, j.JobID, want, ids(got[:20]))
+			}
+		}
 	})
 }
 

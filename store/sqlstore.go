@@ -345,17 +345,20 @@ func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
 		err  error
 	)
 	if req.Groups {
-		jobs, err = s.groupClaim(ctx, args)
+		jobs, err = s.groupClaim(ctx, args) // in round-robin order already
 	} else {
 		jobs, err = s.d.claim(ctx, s, args)
+		slices.SortFunc(jobs, claimOrder)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim from queue %s: %w", req.Queue, err)
 	}
-	slices.SortFunc(jobs, func(x, y Job) int {
-		return cmp.Or(cmp.Compare(x.Priority, y.Priority), cmp.Compare(x.AvailableAt, y.AvailableAt), cmp.Compare(x.Row, y.Row))
-	})
 	return jobs, nil
+}
+
+// claimOrder is the order jobs are claimed and handed to workers in: priority, due time, insertion.
+func claimOrder(x, y Job) int {
+	return cmp.Or(cmp.Compare(x.Priority, y.Priority), cmp.Compare(x.AvailableAt, y.AvailableAt), cmp.Compare(x.Row, y.Row))
 }
 
 // claimedColumns is the column list every dialect's claim returns, in scanClaimed's order.
@@ -368,20 +371,30 @@ func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 	defer rows.Close()
 	var out []Job
 	for rows.Next() {
-		var (
-			j       Job
-			headers []byte
-		)
-		if err := rows.Scan(&j.Row, &j.JobID, &j.Name, &j.Payload, &headers, &j.Priority, &j.AvailableAt, &j.Deliveries, &j.Failures, &j.AutoAck); err != nil {
+		j, err := scanJob(rows, token)
+		if err != nil {
 			return nil, err
 		}
-		// A row that cannot be read is still claimed, with its error, so that it is failed at once
-		// and the rest of the batch runs.
-		j.Headers, j.Unreadable = decodeHeaders(headers)
-		j.Token = token
 		out = append(out, j)
 	}
 	return out, rows.Err()
+}
+
+// scanJob reads one row of claimedColumns (then the extra columns a statement adds).
+func scanJob(rows *sql.Rows, token int64, extra ...any) (Job, error) {
+	var (
+		j       Job
+		headers []byte
+	)
+	dest := append([]any{&j.Row, &j.JobID, &j.Name, &j.Payload, &headers, &j.Priority, &j.AvailableAt, &j.Deliveries, &j.Failures, &j.AutoAck}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return j, err
+	}
+	// A row that cannot be read is still claimed, with its error, so that it is failed at once
+	// and the rest of the batch runs.
+	j.Headers, j.Unreadable = decodeHeaders(headers)
+	j.Token = token
+	return j, nil
 }
 
 // begin starts a write transaction.

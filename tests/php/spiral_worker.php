@@ -13,6 +13,9 @@
  *   "requeue_times" requeue with header "requeues" = k+1 while the task's "requeues" header k is
  *                   below it, then do "action": the way PHP code retries a job it wants to run again
  *   "first_only"    true: do "action" on the first delivery only (header x-sql-delivery = 1), ack later ones
+ *
+ * With $RR_TEST_END_OUT set, {"id","pid","end_ms"} is appended there when the work (the sleep) is
+ * done, right before the answer.
  */
 
 declare(strict_types=1);
@@ -70,6 +73,9 @@ while ($task = $consumer->waitTask()) {
     ]);
     if (($sleep = (int)($spec['sleep_ms'] ?? 0)) > 0) {
         usleep($sleep * 1000);
+    }
+    if (($endOut = getenv('RR_TEST_END_OUT') ?: '') !== '') {
+        record($endOut, ['id' => $task->getId(), 'pid' => getmypid(), 'end_ms' => (int)floor(microtime(true) * 1000)]);
     }
 
     try {
