@@ -213,6 +213,7 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, 
 	d := driver.New(pc, conn, pq, driver.Env{Log: p.log, Tracer: p.tracer, Prop: p.prop, Metrics: p.metrics,
 		Destroyed: p.destroyed,
 		Gone:      func(d *driver.Driver) { p.drivers.CompareAndDelete(pc.Name, d) },
+		Pipeline:  p.driver,
 	})
 	p.drivers.Store(pc.Name, d)
 	return d, nil
@@ -276,4 +277,14 @@ func declaredOptions(pipe jobs.Pipeline) (map[string]any, error) {
 		out[it.Key().String()] = it.Value().Interface()
 	}
 	return out, nil
+}
+
+// driver finds a live sql pipeline by name.
+func (p *Plugin) driver(name string) (*driver.Driver, bool) {
+	v, ok := p.drivers.Load(name)
+	if !ok {
+		return nil, false
+	}
+	d := v.(*driver.Driver)
+	return d, !d.Stopped()
 }

@@ -45,6 +45,8 @@ type Env struct {
 	Destroyed func(pipeline string) bool
 	// Gone is called once a stopped driver holds nothing any more.
 	Gone func(*Driver)
+	// Pipeline finds another live sql pipeline of this rr by name (an overflow target).
+	Pipeline func(name string) (*Driver, bool)
 }
 
 // Driver is one pipeline.
@@ -76,6 +78,8 @@ type Driver struct {
 	dueMu    sync.Mutex
 	dueTimer *time.Timer
 	dueAt    time.Time
+
+	over *overflow // nil without overflow routing
 }
 
 // New builds a pipeline's driver on an acquired connection; the consumer starts on Run or Resume.
@@ -99,6 +103,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 		func(took time.Duration) { d.env.Metrics.observeAck(cfg.Name, took) })
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)
+	d.startOverflow()
 	return d
 }
 
@@ -176,8 +181,14 @@ func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
 				job.JobID, d.cfg.Name, d.cfg.GroupBy, len(job.Group), maxGroupLength)
 		}
 	}
+	queue, overflowTarget := d.routed(job.Group)
+	job.Queue = queue
 	if err := d.conn.Store.Insert(ctx, job); err != nil {
 		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
+	}
+	if overflowTarget != nil {
+		overflowTarget.wakeAfter(job.Delay)
+		return nil
 	}
 	d.wakeAfter(job.Delay)
 	return nil
@@ -231,6 +242,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 	d.mu.Unlock()
 
 	d.unsubscribe()
+	d.stopOverflow()
 	d.stopConsumer()
 	err := d.giveBack(ctx, d.feed.stop())
 	d.cancelDue()

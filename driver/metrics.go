@@ -14,6 +14,7 @@ type Metrics struct {
 	ackSeconds   *prometheus.HistogramVec
 	failed       *prometheus.CounterVec
 	retried      *prometheus.CounterVec
+	overflowed   *prometheus.CounterVec
 	depth        *depthCollector
 }
 
@@ -33,6 +34,9 @@ func NewMetrics(live func() []*Driver) *Metrics {
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rr_sql", Name: "jobs_retried_total", Help: "Failed deliveries put back with backoff.",
 		}, []string{"pipeline"}),
+		overflowed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rr_sql", Name: "overflow_moved_total", Help: "Waiting jobs moved to the overflow pipeline (group_by pipelines with overflow).",
+		}, []string{"pipeline"}),
 		depth: &depthCollector{live: live, desc: prometheus.NewDesc("rr_sql_jobs",
 			"Jobs in the database by pipeline and state (ready, delayed, reserved, failed).", []string{"pipeline", "state"}, nil)},
 	}
@@ -40,7 +44,7 @@ func NewMetrics(live func() []*Driver) *Metrics {
 
 // Collectors are what the plugin hands to the metrics plugin.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.depth}
+	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.overflowed, m.depth}
 }
 
 func (m *Metrics) observeClaim(pipeline string, took time.Duration) {
@@ -61,6 +65,12 @@ func (m *Metrics) countFailed(pipeline string) {
 	}
 }
 
+func (m *Metrics) countOverflow(pipeline string, jobs int64) {
+	if m != nil {
+		m.overflowed.WithLabelValues(pipeline).Add(float64(jobs))
+	}
+}
+
 func (m *Metrics) countRetried(pipeline string) {
 	if m != nil {
 		m.retried.WithLabelValues(pipeline).Inc()
@@ -77,6 +87,7 @@ func (m *Metrics) forget(pipeline string) {
 	m.ackSeconds.DeleteLabelValues(pipeline)
 	m.failed.DeleteLabelValues(pipeline)
 	m.retried.DeleteLabelValues(pipeline)
+	m.overflowed.DeleteLabelValues(pipeline)
 }
 
 // depthCollector counts queue depth from the database at scrape time, so every node reports the

@@ -160,24 +160,16 @@ func (s *sqlStore) readyGroups(ctx context.Context, tx *sql.Tx, queue string, cu
 	var out []string
 	after, wrapped := cursor, !cursor.Valid
 	for len(out) < limit {
-		var (
-			g   string
-			err error
-		)
-		if after.Valid {
-			err = s.queryRow(ctx, tx, groupNextSQL, queue, after.String).Scan(&g)
-		} else {
-			err = s.queryRow(ctx, tx, groupFirstSQL, queue).Scan(&g)
+		g, found, err := s.nextReadyGroup(ctx, tx, queue, after)
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		if !found {
 			if wrapped {
 				return out, nil
 			}
 			after, wrapped = sql.NullString{}, true
 			continue
-		case err != nil:
-			return nil, err
 		}
 		if wrapped && cursor.Valid && g > cursor.String || slices.Contains(out, g) {
 			return out, nil // round the whole circle

@@ -198,3 +198,67 @@ func TestGroupSlotsFreeOnEveryAnswer(t *testing.T) {
 		claimOne("lives", 0)
 	})
 }
+
+// TestOverflowMovesBusyGroupsAndEnds: one node at a time gets the overflow turn; the groups over
+// ready_over move whole to the target and are listed as overflowing until nothing of theirs waits
+// there.
+func TestOverflowMovesBusyGroupsAndEnds(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for i := range 2500 {
+			mustInsert(t, s, groupJob("bob", i))
+		}
+		for i := range 3 {
+			mustInsert(t, s, groupJob("alice", i))
+		}
+		turns := 0
+		for range 3 {
+			ok, err := s.OverflowTurn(ctx, "q", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				turns++
+			}
+		}
+		if turns != 1 {
+			t.Fatalf("%d of 3 nodes got the overflow turn of one interval, want 1", turns)
+		}
+		moves, err := s.Overflow(ctx, OverflowRequest{Queue: "q", Target: "slow", ReadyOver: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(moves) != 1 || moves[0] != (OverflowMove{Group: "bob", Jobs: 2500}) {
+			t.Fatalf("moves %+v, want bob's 2500 jobs", moves)
+		}
+		if c, _ := s.Counts(ctx, "slow"); c.Ready != 2500 {
+			t.Fatalf("target has %+v", c)
+		}
+		if c, _ := s.Counts(ctx, "q"); c.Ready != 3 {
+			t.Fatalf("source has %+v, want alice's 3", c)
+		}
+		groups, err := s.OverflowGroups(ctx, "q")
+		if err != nil || len(groups) != 1 || groups["bob"] != "slow" {
+			t.Fatalf("overflow groups %v (%v), want bob → slow", groups, err)
+		}
+		// The target drains: the overflow ends.
+		for {
+			got, err := s.Claim(ctx, ClaimRequest{Queue: "slow", Node: "n", Limit: 1000, Lease: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				break
+			}
+			fences := make([]Fence, len(got))
+			for i, j := range got {
+				fences[i] = j.Fence
+			}
+			if _, err := ack(s, fences...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if groups, _ := s.OverflowGroups(ctx, "q"); len(groups) != 0 {
+			t.Fatalf("overflow groups %v after the target drained, want none", groups)
+		}
+	})
+}

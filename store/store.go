@@ -176,6 +176,15 @@ type Store interface {
 	// ctx ends or the connection fails. ErrNoListen: the database has no such channel (poll instead).
 	Listen(ctx context.Context, onReady func(queue string)) error
 
+	// OverflowTurn says whether this node checks a group_by queue's overflow now (one node per
+	// interval, by a lease in the database).
+	OverflowTurn(ctx context.Context, queue string, interval time.Duration) (bool, error)
+	// Overflow moves the waiting jobs of the groups over the limit to the target queue.
+	Overflow(ctx context.Context, r OverflowRequest) ([]OverflowMove, error)
+	// OverflowGroups lists the groups in overflow (group → target queue), ending the overflow of
+	// those with nothing left waiting in the target.
+	OverflowGroups(ctx context.Context, queue string) (map[string]string, error)
+
 	// Ops are the operators' calls (the `sql` RPC service).
 	Ops
 	// Declared keeps pipelines created at runtime.

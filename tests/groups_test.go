@@ -153,3 +153,38 @@ func mostAtOnce(starts []record, ends []endRecord) map[string]int {
 	}
 	return most
 }
+
+// TestOverflowMovesABusyTenant: a tenant with more than ready_over ready jobs moves to the
+// overflow pipeline, its new pushes follow, the other tenants stay; the PHP workers see bob's jobs
+// on the overflow pipeline only.
+func TestOverflowMovesABusyTenant(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		pipelines := pipelineYAML("tenants", "group_by: tenant", "overflow_interval: 200ms", "overflow:", "  ready_over: 50", "  to: slow") +
+			pipelineYAML("slow", "priority: 20")
+		r := start(t, options{pipelines: pipelines, workers: 2, sqlSection: b.section(t, dir), out: out, worker: workerScript(t, "spiral_worker.php")})
+		r.pushBatch(tenantJobs("tenants", "bob", 300, `{}`))
+		r.pushBatch(tenantJobs("tenants", "alice", 5, `{}`))
+		waitFor(t, 30*time.Second, "bob's jobs in the overflow pipeline", func() (bool, string) {
+			// RoadRunner's "reserved" column is the jobs waiting (see Driver.State).
+			st, slow := r.stat("tenants"), r.stat("slow")
+			return st.GetReserved() == 5 && slow.GetReserved() == 300, fmt.Sprintf("tenants %d ready, slow %d", st.GetReserved(), slow.GetReserved())
+		})
+		// New pushes of bob go straight to the overflow pipeline; alice's stay.
+		more := tenantJobs("tenants", "bob", 310, `{}`)[300:]
+		r.pushBatch(more)
+		r.pushBatch(tenantJobs("tenants", "alice", 6, `{}`)[5:])
+		if st, slow := r.stat("tenants"), r.stat("slow"); st.GetReserved() != 6 || slow.GetReserved() != 310 {
+			t.Fatalf("after new pushes: tenants %d ready (want alice's 6), slow %d (want bob's 310)", st.GetReserved(), slow.GetReserved())
+		}
+		r.resume("tenants")
+		r.resume("slow")
+		recs := waitRecords(t, out, 316, time.Minute)
+		for _, rec := range recs {
+			if want := map[string]string{"bob": "slow", "alice": "tenants"}[tenantOf(rec.ID)]; rec.Pipeline != want {
+				t.Fatalf("job %s ran on pipeline %s, want %s", rec.ID, rec.Pipeline, want)
+			}
+		}
+	})
+}

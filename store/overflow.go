@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Overflow routing of a group_by queue: the waiting jobs of a group with too many ready jobs move
+// to another queue (usually a pipeline with fewer workers or a lower priority), and while the group
+// has jobs waiting there its new pushes go there too.
+
+// OverflowRequest moves the waiting jobs of every group of Queue with more than ReadyOver ready
+// jobs to Target.
+type OverflowRequest struct {
+	Queue, Target string
+	ReadyOver     int
+}
+
+// OverflowMove is one group moved.
+type OverflowMove struct {
+	Group string
+	Jobs  int64
+}
+
+// overflowChunk is how many jobs one statement moves: a big group moves in short statements that
+// do not hold the writer (SQLite) or many row locks for long.
+const overflowChunk = 1000
+
+// OverflowTurn says whether this node checks the queue's overflow now: one node per interval, by a
+// lease in the queue's rr_queues row (no node-local state: the lease moves when its node dies).
+func (s *sqlStore) OverflowTurn(ctx context.Context, queue string, interval time.Duration) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	if _, err := s.exec(ctx, s.w, s.d.insertIgnore(`rr_queues (queue) VALUES (?)`), queue); err != nil {
+		return false, fmt.Errorf("overflow turn of queue %s: %w", queue, err)
+	}
+	res, err := s.exec(ctx, s.w, `UPDATE rr_queues SET overflow_at = {now} + ? WHERE queue = ? AND overflow_at <= {now}`, interval.Milliseconds(), queue)
+	if err != nil {
+		return false, fmt.Errorf("overflow turn of queue %s: %w", queue, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Overflow moves the waiting jobs of the groups over the limit and ends the overflow of groups
+// with nothing left waiting in the target. Returns the groups moved.
+func (s *sqlStore) Overflow(ctx context.Context, r OverflowRequest) ([]OverflowMove, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var moves []OverflowMove
+	var after sql.NullString
+	for {
+		g, ok, err := s.nextReadyGroup(ctx, s.r, r.Queue, after)
+		if err != nil || !ok {
+			return moves, err
+		}
+		after = sql.NullString{String: g, Valid: true}
+		var ready int
+		// Counted up to the limit only: a group of a million jobs costs ready_over index entries.
+		if err := s.queryRow(ctx, s.r, `SELECT COUNT(*) FROM (SELECT 1 FROM rr_jobs
+			WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now} LIMIT ?) over_limit`,
+			r.Queue, g, r.ReadyOver+1).Scan(&ready); err != nil {
+			return moves, fmt.Errorf("count ready jobs of group %q: %w", g, err)
+		}
+		if ready <= r.ReadyOver {
+			continue
+		}
+		n, err := s.moveGroup(ctx, r, g)
+		if n > 0 {
+			moves = append(moves, OverflowMove{Group: g, Jobs: n})
+		}
+		if err != nil {
+			return moves, err
+		}
+	}
+}
+
+// moveGroup moves a group's waiting jobs to the target, a chunk per transaction, and records the
+// group as overflowing (in the same transaction as the first chunk, so pushes follow at once).
+func (s *sqlStore) moveGroup(ctx context.Context, r OverflowRequest, group string) (int64, error) {
+	var total int64
+	for {
+		var moved int64
+		err := retryConflicts(ctx, func() error {
+			tx, err := s.begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = tx.Rollback() }()
+			ids, err := s.ids(ctx, tx, `SELECT id FROM rr_jobs WHERE queue = ? AND grp = ? AND reserved_by IS NULL LIMIT ?`, r.Queue, group, overflowChunk)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			res, err := s.exec(ctx, tx, `UPDATE rr_jobs SET queue = ? WHERE id IN (`+marks(len(ids))+`) AND queue = ? AND reserved_by IS NULL`,
+				append(append([]any{r.Target}, anySlice(ids)...), r.Queue)...)
+			if err != nil {
+				return err
+			}
+			if moved, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			if _, err = s.exec(ctx, tx, s.d.insertIgnore(`rr_overflow (queue, grp, target_queue, since) VALUES (?, ?, ?, {now})`), r.Queue, group, r.Target); err != nil {
+				return err
+			}
+			if _, err = s.exec(ctx, tx, `UPDATE rr_overflow SET target_queue = ?, moved = moved + ? WHERE queue = ? AND grp = ?`, r.Target, moved, r.Queue, group); err != nil {
+				return err
+			}
+			return tx.Commit()
+		})
+		if err != nil {
+			return total, fmt.Errorf("move group %q from queue %s to %s: %w", group, r.Queue, r.Target, err)
+		}
+		total += moved
+		if moved < overflowChunk {
+			return total, nil
+		}
+	}
+}
+
+// ids reads a column of ids.
+func (s *sqlStore) ids(ctx context.Context, on execer, query string, args ...any) ([]int64, error) {
+	rows, err := s.query(ctx, on, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// OverflowGroups lists the queue's groups in overflow and their target queue, after ending the
+// overflow of those with no job left waiting in the target: their next pushes stay here.
+func (s *sqlStore) OverflowGroups(ctx context.Context, queue string) (map[string]string, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if _, err := s.exec(ctx, s.w, `DELETE FROM rr_overflow WHERE queue = ? AND NOT EXISTS (
+			SELECT 1 FROM rr_jobs j WHERE j.queue = rr_overflow.target_queue AND j.grp = rr_overflow.grp AND j.reserved_by IS NULL)`, queue); err != nil {
+		return nil, fmt.Errorf("end overflow of drained groups of queue %s: %w", queue, err)
+	}
+	rows, err := s.query(ctx, s.r, `SELECT grp, target_queue FROM rr_overflow WHERE queue = ?`, queue)
+	if err != nil {
+		return nil, fmt.Errorf("overflow groups of queue %s: %w", queue, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var g, target string
+		if err := rows.Scan(&g, &target); err != nil {
+			return nil, err
+		}
+		out[g] = target
+	}
+	return out, rows.Err()
+}
+
+// nextReadyGroup is the next group after `after` (from the first when not valid) with a ready job.
+func (s *sqlStore) nextReadyGroup(ctx context.Context, on execer, queue string, after sql.NullString) (string, bool, error) {
+	var (
+		g   string
+		err error
+	)
+	if after.Valid {
+		err = s.queryRow(ctx, on, groupNextSQL, queue, after.String).Scan(&g)
+	} else {
+		err = s.queryRow(ctx, on, groupFirstSQL, queue).Scan(&g)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return g, err == nil, err
+}
