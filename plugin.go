@@ -253,7 +253,7 @@ func (l *livePipelines) Lookup(name string) (rpc.Target, bool) {
 		return rpc.Target{}, false
 	}
 	c := d.Config()
-	return rpc.Target{Pipeline: c.Name, Queue: c.Queue, Connection: d.Conn().Name, Store: d.Conn().Store, Wake: d.Wake}, true
+	return rpc.Target{Pipeline: c.Name, Queue: c.Queue, Connection: d.Conn().Name, Store: d.Conn().Store, Wake: d.Wake, GroupBy: c.GroupBy}, true
 }
 
 func (l *livePipelines) Names() []string {

@@ -38,7 +38,11 @@ func NewMetrics(live func() []*Driver) *Metrics {
 			Namespace: "rr_sql", Name: "overflow_moved_total", Help: "Waiting jobs moved to the overflow pipeline (group_by pipelines with overflow).",
 		}, []string{"pipeline"}),
 		depth: &depthCollector{live: live, desc: prometheus.NewDesc("rr_sql_jobs",
-			"Jobs in the database by pipeline and state (ready, delayed, reserved, failed).", []string{"pipeline", "state"}, nil)},
+			"Jobs in the database by pipeline and state (ready, delayed, reserved, failed).", []string{"pipeline", "state"}, nil),
+			oldest: prometheus.NewDesc("rr_sql_oldest_ready_seconds",
+				"Age of the oldest job ready to run, by pipeline (0 when none): how far behind the workers are.", []string{"pipeline"}, nil),
+			groups: prometheus.NewDesc("rr_sql_groups_waiting",
+				"Groups with a job ready to run, by group_by pipeline (one series per pipeline, not per group).", []string{"pipeline"}, nil)},
 	}
 }
 
@@ -93,11 +97,15 @@ func (m *Metrics) forget(pipeline string) {
 // depthCollector counts queue depth from the database at scrape time, so every node reports the
 // truth of the shared queue, not its own view.
 type depthCollector struct {
-	live func() []*Driver
-	desc *prometheus.Desc
+	live                 func() []*Driver
+	desc, oldest, groups *prometheus.Desc
 }
 
-func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.oldest
+	ch <- c.groups
+}
 
 func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -111,5 +119,15 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 		for state, v := range map[string]int64{"ready": st.Ready, "delayed": st.Delayed, "reserved": st.Reserved, "failed": st.Failed} {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), d.cfg.Name, state)
 		}
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, st.OldestReady.Seconds(), d.cfg.Name)
+		if d.cfg.GroupBy == "" {
+			continue
+		}
+		n, err := d.conn.Store.CountReadyGroups(ctx, d.cfg.Queue)
+		if err != nil {
+			d.log.Warn("groups waiting for metrics", zap.Error(err))
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.groups, prometheus.GaugeValue, float64(n), d.cfg.Name)
 	}
 }

@@ -24,6 +24,8 @@ type Target struct {
 	Store      store.Store
 	// Wake nudges the pipeline's local consumer after jobs became ready (retry, move).
 	Wake func()
+	// GroupBy is the pipeline's group_by header ("" without).
+	GroupBy string
 }
 
 // Pipelines finds the live `sql` pipelines of this node.
@@ -114,7 +116,8 @@ func (s *Service) Stats(in *StatsRequest, out *StatsResponse) error {
 	return nil
 }
 
-// GroupsRequest asks for a pipeline's jobs counted by the first value of a header.
+// GroupsRequest asks for a pipeline's jobs counted by the first value of a header; without a
+// header, a group_by pipeline's jobs are counted by their group.
 type GroupsRequest struct {
 	Pipeline string `json:"pipeline"`
 	Header   string `json:"header"`
@@ -126,6 +129,9 @@ type GroupStats struct {
 	Ready    int64  `json:"ready"`
 	Delayed  int64  `json:"delayed"`
 	Reserved int64  `json:"reserved"`
+	// Overflow is the queue the group's jobs go to while it overflows (group_by pipelines with
+	// overflow; "" when it does not).
+	Overflow string `json:"overflow,omitempty"`
 }
 
 // GroupsResponse lists the groups in value order.
@@ -139,21 +145,26 @@ func (s *Service) Groups(in *GroupsRequest, out *GroupsResponse) error {
 	if err != nil {
 		return err
 	}
-	if in.Header == "" {
-		return errors.New("header is required: the header whose first value names the group")
-	}
-	if _, err = s.group(in.Header, ""); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	groups, err := t.Store.CountByHeader(ctx, t.Queue, in.Header)
+	var groups []store.GroupCount
+	switch {
+	case in.Header == "" && t.GroupBy == "":
+		return fmt.Errorf("header is required: pipeline %s has no group_by; name the header whose first value names the group", t.Pipeline)
+	case in.Header == "" || in.Header == t.GroupBy:
+		groups, err = t.Store.CountGroups(ctx, t.Queue) // the stored group column, and the overflow
+	default:
+		if _, err = s.group(in.Header, ""); err != nil {
+			return err
+		}
+		groups, err = t.Store.CountByHeader(ctx, t.Queue, in.Header)
+	}
 	if err != nil {
 		return err
 	}
 	out.Groups = []GroupStats{}
 	for _, g := range groups {
-		out.Groups = append(out.Groups, GroupStats{Value: g.Value, Ready: g.Ready, Delayed: g.Delayed, Reserved: g.Reserved})
+		out.Groups = append(out.Groups, GroupStats{Value: g.Value, Ready: g.Ready, Delayed: g.Delayed, Reserved: g.Reserved, Overflow: g.OverflowTo})
 	}
 	return nil
 }
@@ -219,7 +230,7 @@ func (s *Service) Move(in *MoveRequest, out *CountResponse) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	if out.Count, err = from.Store.Move(ctx, from.Queue, to.Queue, in.Priority, g); err != nil {
+	if out.Count, err = from.Store.Move(ctx, from.Queue, to.Queue, in.Priority, g, to.GroupBy); err != nil {
 		return err
 	}
 	to.Wake()

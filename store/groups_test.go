@@ -262,3 +262,40 @@ func TestOverflowMovesBusyGroupsAndEnds(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupsAreCountedAndMovedByColumn: a group_by queue's counts per group come from the stored
+// column with the overflow; jobs moved into a group_by queue get their group from its header.
+func TestGroupsAreCountedAndMovedByColumn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for i := range 3 {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint("plain-", i), Queue: "plain", Headers: map[string][]string{"tenant": {[]string{"acme", "acme", "globex"}[i]}}})
+		}
+		mustInsert(t, s, NewJob{JobID: "nohdr", Queue: "plain"})
+		if n, err := s.Move(ctx, "plain", "q", nil, Group{}, "tenant"); err != nil || n != 4 {
+			t.Fatalf("move = %d, %v", n, err)
+		}
+		mustInsert(t, s, groupJob("globex", 9))
+		if _, err := groupClaim(s, "n", 1, 0); err != nil { // one of "" (the first group)
+			t.Fatal(err)
+		}
+		if _, err := s.Overflow(ctx, OverflowRequest{Queue: "q", Target: "slow", ReadyOver: 1}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.CountGroups(ctx, "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// acme and globex had 2 ready jobs each (over 1): they moved to "slow" and overflow there.
+		want := []GroupCount{
+			{Value: "", Counts: Counts{Reserved: 1}},
+			{Value: "acme", OverflowTo: "slow"},
+			{Value: "globex", OverflowTo: "slow"},
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("groups of q = %+v, want %+v", got, want)
+		}
+		if slow, _ := s.Counts(ctx, "slow"); slow.Ready != 4 {
+			t.Fatalf("slow has %+v, want the 4 moved jobs", slow)
+		}
+	})
+}

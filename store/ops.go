@@ -33,6 +33,8 @@ type QueueStats struct {
 type GroupCount struct {
 	Value string
 	Counts
+	// OverflowTo is the queue the group's jobs and pushes go to while it overflows ("" if not).
+	OverflowTo string
 }
 
 // FailedJob is a row of the failed jobs.
@@ -59,8 +61,12 @@ type Selection struct {
 type Ops interface {
 	Stats(ctx context.Context, queue string) (QueueStats, error)
 	CountByHeader(ctx context.Context, queue, header string) ([]GroupCount, error)
+	// CountGroups counts a group_by queue's jobs per group (the stored column) with their overflow.
+	CountGroups(ctx context.Context, queue string) ([]GroupCount, error)
 	Flush(ctx context.Context, queue string, g Group) (int64, error)
-	Move(ctx context.Context, from, to string, priority *int64, g Group) (int64, error)
+	// Move re-routes waiting jobs; regroup names the target's group_by header ("" when it has
+	// none), whose first value becomes each moved job's group.
+	Move(ctx context.Context, from, to string, priority *int64, g Group, regroup string) (int64, error)
 	ListFailed(ctx context.Context, queue string, afterID int64, limit int) ([]FailedJob, error)
 	// RetryFailed puts the selected failed jobs back to ready, their deliveries counted afresh.
 	RetryFailed(ctx context.Context, sel Selection) (int64, error)
@@ -124,6 +130,36 @@ func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) 
 	return st, nil
 }
 
+func (s *sqlStore) CountGroups(ctx context.Context, queue string) ([]GroupCount, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	// The groups with jobs here, and those in overflow (their jobs wait in the target).
+	rows, err := s.query(ctx, s.r, `SELECT g, SUM(n_ready), SUM(n_delayed), SUM(n_reserved), MAX(target) FROM (
+			SELECT grp AS g,
+				CASE WHEN reserved_by IS NULL AND available_at <= {now} THEN 1 ELSE 0 END AS n_ready,
+				CASE WHEN reserved_by IS NULL AND available_at > {now} THEN 1 ELSE 0 END AS n_delayed,
+				CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END AS n_reserved,
+				'' AS target
+			FROM rr_jobs WHERE queue = ? AND grp IS NOT NULL
+			UNION ALL
+			SELECT grp, 0, 0, 0, target_queue FROM rr_overflow WHERE queue = ?) t
+		GROUP BY g ORDER BY g`, queue, queue)
+	if err != nil {
+		return nil, fmt.Errorf("count queue %s by group: %w", queue, err)
+	}
+	defer rows.Close()
+	var out []GroupCount
+	for rows.Next() {
+		var g GroupCount
+		if err := rows.Scan(&g.Value, &g.Ready, &g.Delayed, &g.Reserved, &g.OverflowTo); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
 func (s *sqlStore) CountByHeader(ctx context.Context, queue, header string) ([]GroupCount, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -175,7 +211,7 @@ func (s *sqlStore) Flush(ctx context.Context, queue string, g Group) (int64, err
 	return res.RowsAffected()
 }
 
-func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g Group) (int64, error) {
+func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g Group, regroup string) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
@@ -185,7 +221,13 @@ func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g
 	}
 	set, lead := "queue = ?", []any{to}
 	if priority != nil {
-		set, lead = "queue = ?, priority = ?", []any{to, *priority}
+		set, lead = set+", priority = ?", append(lead, *priority)
+	}
+	if regroup != "" {
+		if !HeaderName.MatchString(regroup) {
+			return 0, fmt.Errorf("header name %q: use 1-128 letters, digits, '_', '-' or '.'", regroup)
+		}
+		set, lead = set+", grp = COALESCE("+s.headerExpr()+", '')", append(lead, s.headerPath(regroup))
 	}
 	all := append(append(lead, from), args...)
 	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL`+filter, all...)

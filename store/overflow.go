@@ -182,3 +182,26 @@ func (s *sqlStore) nextReadyGroup(ctx context.Context, on execer, queue string, 
 	}
 	return g, err == nil, err
 }
+
+// CountReadyGroups is the number of a group_by queue's groups with a ready job: one index probe
+// per group, never a scan of their jobs.
+func (s *sqlStore) CountReadyGroups(ctx context.Context, queue string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var (
+		n     int64
+		after sql.NullString
+	)
+	for {
+		g, ok, err := s.nextReadyGroup(ctx, s.r, queue, after)
+		if err != nil {
+			return n, fmt.Errorf("count ready groups of queue %s: %w", queue, err)
+		}
+		if !ok {
+			return n, nil
+		}
+		n++
+		after = sql.NullString{String: g, Valid: true}
+	}
+}

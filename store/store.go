@@ -184,6 +184,8 @@ type Store interface {
 	// OverflowGroups lists the groups in overflow (group → target queue), ending the overflow of
 	// those with nothing left waiting in the target.
 	OverflowGroups(ctx context.Context, queue string) (map[string]string, error)
+	// CountReadyGroups is the number of a group_by queue's groups with a ready job.
+	CountReadyGroups(ctx context.Context, queue string) (int64, error)
 
 	// Ops are the operators' calls (the `sql` RPC service).
 	Ops

@@ -487,7 +487,7 @@ func TestOperatorCalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := "[{acme {2 1 1}} {globex {3 0 0}}]"
+		want := "[{acme {2 1 1} } {globex {3 0 0} }]"
 		if fmt.Sprint(groups) != want {
 			t.Fatalf("groups = %v, want %v", groups, want)
 		}
@@ -497,7 +497,7 @@ func TestOperatorCalls(t *testing.T) {
 			t.Fatalf("stats = %+v, %v", st, err)
 		}
 		prio := int64(1)
-		if n, err := s.Move(ctx, "q", "q2", &prio, Group{Header: "tenant", Value: "globex"}); err != nil || n != 3 {
+		if n, err := s.Move(ctx, "q", "q2", &prio, Group{Header: "tenant", Value: "globex"}, ""); err != nil || n != 3 {
 			t.Fatalf("move = %d, %v; want the 3 ready globex jobs", n, err)
 		}
 		moved, _ := claim(s, "q2", "n", 10)

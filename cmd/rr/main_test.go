@@ -363,7 +363,8 @@ func freshDatabase(t *testing.T, dialect string) string {
 func TestMetricsExported(t *testing.T) {
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	n := startNode(t, nodeOptions{extra: "metrics:\n  address: " + addr, sqlSection: sqliteSection(dir), out: filepath.Join(dir, "out.jsonl")})
+	n := startNode(t, nodeOptions{extra: "metrics:\n  address: " + addr, sqlSection: sqliteSection(dir), out: filepath.Join(dir, "out.jsonl"),
+		pipeline: []string{"group_by: tenant"}})
 	c := n.client()
 	for i, action := range []string{"ack", "nack"} {
 		err := c.Call("jobs.Push", &jobsProto.PushRequest{Job: &jobsProto.Job{Job: "Job", Id: fmt.Sprint("m", i),
@@ -379,6 +380,8 @@ func TestMetricsExported(t *testing.T) {
 		`rr_sql_jobs_failed_total{pipeline="p"} 1`,
 		`rr_sql_claim_seconds_count{pipeline="p"}`,
 		`rr_sql_ack_batch_seconds_count{pipeline="p"}`,
+		`rr_sql_oldest_ready_seconds{pipeline="p"} 0`,
+		`rr_sql_groups_waiting{pipeline="p"} 0`,
 	}
 	var body string
 	waitFor(t, 10*time.Second, "the sql series on /metrics", func() (bool, string) {
@@ -397,7 +400,7 @@ func TestMetricsExported(t *testing.T) {
 		return true, ""
 	})
 	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, "rr_sql_jobs") || strings.HasPrefix(line, "rr_sql_claim_seconds_count") {
+		if strings.HasPrefix(line, "rr_sql_jobs") || strings.HasPrefix(line, "rr_sql_claim_seconds_count") || strings.HasPrefix(line, "rr_sql_groups") || strings.HasPrefix(line, "rr_sql_oldest") {
 			t.Log(line)
 		}
 	}
