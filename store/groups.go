@@ -185,12 +185,11 @@ func (s *sqlStore) readyGroups(ctx context.Context, tx *sql.Tx, queue string, cu
 // claimGroupHead reserves up to n of a group's ready jobs, its head in (priority, available_at,
 // id) order, and says how many it got.
 func (s *sqlStore) claimGroupHead(ctx context.Context, tx *sql.Tx, c claimArgs, group string, n int) (int, error) {
-	res, err := s.exec(ctx, tx, s.d.groupHeadSQL, c.node, c.token, c.leaseMs, c.queue, group, n)
+	got, err := s.d.claimGroupHead(ctx, s, tx, c, group, n)
 	if err != nil {
 		return 0, fmt.Errorf("claim jobs of group %q: %w", group, err)
 	}
-	got, err := res.RowsAffected()
-	return int(got), err
+	return got, nil
 }
 
 // scanClaimedGroups reads claimed rows with their group.
@@ -227,4 +226,22 @@ func roundRobin(groups []string, byGroup map[string][]Job) []Job {
 			return out
 		}
 	}
+}
+
+// ExplainGroupClaim shows the plans of a group claim's two statements: the probe for the next
+// group with a ready job and the claim of one group's head.
+func (s *sqlStore) ExplainGroupClaim(ctx context.Context, queue, group string) (next, head string, err error) {
+	rows, err := s.query(ctx, s.r, s.d.explain+groupNextSQL, queue, group)
+	if err != nil {
+		return "", "", fmt.Errorf("explain group probe: %w", err)
+	}
+	if next, err = planText(rows); err != nil {
+		return "", "", err
+	}
+	rows, err = s.query(ctx, s.r, s.d.explain+s.d.groupHeadSQL, s.d.groupHeadArgs(queue, group)...)
+	if err != nil {
+		return "", "", fmt.Errorf("explain group head claim: %w", err)
+	}
+	head, err = planText(rows)
+	return next, head, err
 }

@@ -299,3 +299,58 @@ func TestGroupsAreCountedAndMovedByColumn(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupClaimPlansUseTheGroupIndex: both statements of a group claim read rr_jobs_group
+// (a probe per group, a group's head in order), with no sort and no scan of the backlog.
+func TestGroupClaimPlansUseTheGroupIndex(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		st := s.(*sqlStore)
+		tx, err := st.w.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 20,000 jobs of 4 queues in 500 groups, half of them in one big group, a third delayed,
+		// one queue without groups.
+		stmt, err := tx.PrepareContext(ctx, st.q(`INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at, attempts, auto_ack, grp)
+			VALUES (?, ?, 'Job', ?, '{}', ?, ?, 0, 0, ?, ?)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UnixMilli()
+		for i := range 20000 {
+			var group any = fmt.Sprint("tenant-", i%500)
+			if i%2 == 1 {
+				group = "big"
+			}
+			if i%4 == 3 {
+				group = nil
+			}
+			if _, err := stmt.ExecContext(ctx, fmt.Sprint("q", i%4), fmt.Sprint(i), []byte("x"), i%5, now+int64(i%3)*3600_000, false, group); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = stmt.Close()
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		analyze := map[string]string{"sqlite": "ANALYZE", "postgres": "ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[s.Dialect()]
+		if _, err := st.w.ExecContext(ctx, analyze); err != nil {
+			t.Fatal(err)
+		}
+		next, head, err := st.ExplainGroupClaim(ctx, "q1", "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("group probe plan (%s):\n%s\ngroup head claim plan:\n%s", s.Dialect(), next, head)
+		for what, plan := range map[string]string{"probe": next, "head claim": head} {
+			if !strings.Contains(plan, "rr_jobs_group") {
+				t.Errorf("%s plan does not use rr_jobs_group", what)
+			}
+			for _, bad := range []string{"TEMP B-TREE", "Seq Scan on rr_jobs", "Sort", "filesort", "SCAN rr_jobs "} {
+				if strings.Contains(plan, bad) {
+					t.Errorf("%s plan has %q", what, bad)
+				}
+			}
+		}
+	})
+}

@@ -22,10 +22,13 @@ var postgresDialect = dialect{
 	claim:     postgresClaim,
 	claimSQL:  postgresClaimSQL,
 	// A generic plan is what a prepared claim may run after five executions: check that one.
-	explainPrefix: "EXPLAIN EXECUTE rr_claim_explain",
-	fencedWhere:   postgresFencedWhere,
-	groupHeadSQL:  groupHeadByID,
-	insertIgnore:  insertOnConflictDoNothing,
+	explainPrefix:  "EXPLAIN EXECUTE rr_claim_explain",
+	explain:        `EXPLAIN `,
+	fencedWhere:    postgresFencedWhere,
+	claimGroupHead: claimGroupHeadByID,
+	groupHeadSQL:   groupHeadByID,
+	groupHeadArgs:  groupHeadByIDArgs,
+	insertIgnore:   insertOnConflictDoNothing,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 			return nil, err
@@ -53,6 +56,20 @@ const groupHeadByID = `UPDATE rr_jobs SET ` + claimSet + `
 		WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now}
 		ORDER BY priority, available_at, id
 		LIMIT ?)`
+
+// claimGroupHeadByID runs groupHeadByID.
+func claimGroupHeadByID(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, group string, n int) (int, error) {
+	res, err := s.exec(ctx, tx, groupHeadByID, c.node, c.token, c.leaseMs, c.queue, group, n)
+	if err != nil {
+		return 0, err
+	}
+	got, err := res.RowsAffected()
+	return int(got), err
+}
+
+func groupHeadByIDArgs(queue, group string) []any {
+	return []any{"node", int64(1), int64(60000), queue, group, 10}
+}
 
 func insertOnConflictDoNothing(into string) string {
 	return `INSERT INTO ` + into + ` ON CONFLICT DO NOTHING`

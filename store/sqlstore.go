@@ -36,6 +36,8 @@ type dialect struct {
 	// claimSQL is the statement that picks the jobs (what ExplainClaim explains), and
 	// explainPrefix what makes the database show its plan.
 	claimSQL, explainPrefix string
+	// explain shows the plan of the statement that follows it.
+	explain string
 	// lockMigrations serialises schema changes between nodes starting at once (nil: the
 	// database's own write lock is enough).
 	lockMigrations func(ctx context.Context, c *sql.Conn) (unlock func(), err error)
@@ -51,9 +53,12 @@ type dialect struct {
 	// forUpdate locks the rows a read selects until the transaction ends ("" where one write
 	// transaction runs at a time anyway).
 	forUpdate string
-	// groupHeadSQL reserves the head of one group of a queue (see groupClaim). Arguments: node,
-	// token, lease (ms), queue, group, limit.
-	groupHeadSQL string
+	// claimGroupHead reserves up to n jobs at the head of one group of a queue, under the queue's
+	// lock (see groupClaim), and says how many it got; groupHeadSQL is the statement that picks
+	// them (what ExplainGroupClaim explains, with its arguments from groupHeadArgs).
+	claimGroupHead func(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, group string, n int) (int, error)
+	groupHeadSQL   string
+	groupHeadArgs  func(queue, group string) []any
 	// insertIgnore turns "table (columns) VALUES (...)" into an insert that does nothing when the
 	// key exists.
 	insertIgnore func(into string) string
@@ -790,6 +795,11 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("explain claim: %w", err)
 	}
+	return planText(rows)
+}
+
+// planText joins the rows of an EXPLAIN into lines of column=value.
+func planText(rows *sql.Rows) (string, error) {
 	defer rows.Close()
 	cols, _ := rows.Columns()
 	var lines []string
