@@ -714,7 +714,8 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		st := s.(*sqlStore)
-		drop := []string{"DROP TABLE rr_jobs", "DROP TABLE rr_failed_jobs", "DROP TABLE rr_nodes", "DROP TABLE rr_pipelines", "DROP TABLE rr_schema_migrations"}
+		drop := []string{"DROP TABLE rr_jobs", "DROP TABLE rr_failed_jobs", "DROP TABLE rr_nodes", "DROP TABLE rr_pipelines", "DROP TABLE rr_schema_migrations",
+			"DROP TABLE rr_queues", "DROP TABLE rr_overflow"}
 		if s.Dialect() == "postgres" {
 			drop = append(drop, "DROP FUNCTION rr_jobs_notify CASCADE")
 		}
