@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Fair scheduling across the groups of a queue (pipeline option group_by).
@@ -24,6 +25,11 @@ import (
 // after the cursor with a ready job) and one statement per group served (its head jobs, in
 // priority then FIFO order, straight from the index).
 
+// maxGroupsPerClaim bounds the groups one claim visits: a batch of 500 over 10,000 groups takes
+// 5 jobs each from the next 100 groups rather than 1 from 500 (the cursor moves on; every group
+// still gets its turn), so a claim costs at most this many index probes.
+const maxGroupsPerClaim = 100
+
 // groupNextSQL finds the next group after a cursor with a ready job. Arguments: queue, cursor.
 const groupNextSQL = `SELECT grp FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NULL AND grp IS NOT NULL AND grp > ? AND available_at <= {now}
@@ -39,8 +45,9 @@ const groupFirstSQL = `SELECT grp FROM rr_jobs
 const groupReservedSQL = `SELECT grp, COUNT(*) FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL GROUP BY grp`
 
-// groupClaimedSQL reads back the rows one claim reserved. Arguments: node, token.
-const groupClaimedSQL = `SELECT ` + claimedColumns + `, grp FROM rr_jobs WHERE reserved_by = ? AND claim_token = ?`
+// groupClaimedSQL reads back the rows one claim reserved, through the reserved index (which
+// starts with the queue on PostgreSQL and SQLite). Arguments: queue, node, token.
+const groupClaimedSQL = `SELECT ` + claimedColumns + `, grp FROM rr_jobs WHERE queue = ? AND reserved_by = ? AND claim_token = ?`
 
 // groupClaim reserves up to c.limit ready jobs shared round robin across the queue's groups, at
 // most c.groupLimit reserved per group (0: no limit).
@@ -68,33 +75,37 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 			}
 			return c.groupLimit - reserved[g]
 		}
-		groups, err := s.readyGroups(ctx, tx, c.queue, cursor, c.limit, func(g string) bool { return free(g) > 0 })
+		groups, err := s.readyGroups(ctx, tx, c.queue, cursor, min(c.limit, maxGroupsPerClaim), func(g string) bool { return free(g) > 0 })
 		if err != nil || len(groups) == 0 {
 			return err
 		}
 		// Rounds: each group takes an equal share of what is left (at least one job), within its
-		// free slots; a group that had fewer ready jobs than its share drops out.
+		// free slots; a group that had fewer ready jobs than its share drops out. One statement
+		// picks the heads of every group of a round, one reserves them.
 		left, taken := c.limit, map[string]int{}
 		active := groups
 		for left > 0 && len(active) > 0 {
 			share := max(1, left/len(active))
-			var next []string
+			wants := map[string]int{}
+			var order []string
+			budget := left
 			for _, g := range active {
-				want := min(share, left, free(g)-taken[g])
-				if want <= 0 {
-					continue
+				if want := min(share, budget, free(g)-taken[g]); want > 0 {
+					wants[g] = want
+					order = append(order, g)
+					budget -= want
 				}
-				n, err := s.claimGroupHead(ctx, tx, c, g, want)
-				if err != nil {
-					return err
-				}
-				taken[g] += n
-				left -= n
-				if n == want && free(g)-taken[g] > 0 {
+			}
+			got, err := s.claimHeads(ctx, tx, c, order, wants)
+			if err != nil {
+				return err
+			}
+			var next []string
+			for _, g := range order {
+				taken[g] += got[g]
+				left -= got[g]
+				if got[g] == wants[g] && free(g)-taken[g] > 0 {
 					next = append(next, g)
-				}
-				if left == 0 {
-					break
 				}
 			}
 			active = next
@@ -102,7 +113,7 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 		if _, err = s.exec(ctx, tx, `UPDATE rr_queues SET cursor_grp = ? WHERE queue = ?`, groups[len(groups)-1], c.queue); err != nil {
 			return err
 		}
-		rows, err := s.query(ctx, tx, groupClaimedSQL, c.node, c.token)
+		rows, err := s.query(ctx, tx, groupClaimedSQL, c.queue, c.node, c.token)
 		if err != nil {
 			return err
 		}
@@ -182,12 +193,54 @@ func (s *sqlStore) readyGroups(ctx context.Context, tx *sql.Tx, queue string, cu
 	return out, nil
 }
 
-// claimGroupHead reserves up to n of a group's ready jobs, its head in (priority, available_at,
-// id) order, and says how many it got.
-func (s *sqlStore) claimGroupHead(ctx context.Context, tx *sql.Tx, c claimArgs, group string, n int) (int, error) {
-	got, err := s.d.claimGroupHead(ctx, s, tx, c, group, n)
-	if err != nil {
-		return 0, fmt.Errorf("claim jobs of group %q: %w", group, err)
+// groupHeadSQL picks the head of one group, in (priority, available_at, id) order straight from
+// rr_jobs_group; a claim joins one such branch per group with UNION ALL. Arguments: queue, group,
+// limit.
+const groupHeadSQL = `SELECT id, grp FROM (SELECT id, grp FROM rr_jobs
+	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
+	ORDER BY priority, available_at, id
+	LIMIT ?) head`
+
+// claimHeads reserves up to wants[g] jobs at the head of each group g and says how many each got.
+// The queue's lock is held, so no other claim competes for these rows; the update still checks
+// that each is unreserved (an operator's Flush or Move may have taken it meanwhile).
+func (s *sqlStore) claimHeads(ctx context.Context, tx *sql.Tx, c claimArgs, groups []string, wants map[string]int) (map[string]int, error) {
+	got := map[string]int{}
+	var ids []int64
+	// Branches per statement are bounded like every list of placeholders.
+	for chunk := range slices.Chunk(groups, maxGroupsPerClaim) {
+		branches := make([]string, len(chunk))
+		args := make([]any, 0, 3*len(chunk))
+		for i, g := range chunk {
+			branches[i] = groupHeadSQL
+			args = append(args, c.queue, g, wants[g])
+		}
+		rows, err := s.query(ctx, tx, strings.Join(branches, "\nUNION ALL\n"), args...)
+		if err != nil {
+			return nil, fmt.Errorf("pick the head of %d groups: %w", len(chunk), err)
+		}
+		for rows.Next() {
+			var (
+				id int64
+				g  string
+			)
+			if err := rows.Scan(&id, &g); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+			got[g]++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for chunk := range slices.Chunk(ids, fencesPerStatement) {
+		if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(chunk))+`) AND reserved_by IS NULL`,
+			append([]any{c.node, c.token, c.leaseMs}, anySlice(chunk)...)...); err != nil {
+			return nil, fmt.Errorf("reserve the heads of %d groups: %w", len(groups), err)
+		}
 	}
 	return got, nil
 }
@@ -238,7 +291,7 @@ func (s *sqlStore) ExplainGroupClaim(ctx context.Context, queue, group string) (
 	if next, err = planText(rows); err != nil {
 		return "", "", err
 	}
-	rows, err = s.query(ctx, s.r, s.d.explain+s.d.groupHeadSQL, s.d.groupHeadArgs(queue, group)...)
+	rows, err = s.query(ctx, s.r, s.d.explain+groupHeadSQL, queue, group, 10)
 	if err != nil {
 		return "", "", fmt.Errorf("explain group head claim: %w", err)
 	}

@@ -25,9 +25,6 @@ var mysqlDialect = dialect{
 	txOptions:          &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	explain:            `EXPLAIN `,
 	fencedWhere:        mysqlFencedWhere,
-	claimGroupHead:     mysqlClaimGroupHead,
-	groupHeadSQL:       mysqlGroupHeadSQL,
-	groupHeadArgs:      func(queue, group string) []any { return []any{queue, group, 10} },
 	insertIgnore:       func(into string) string { return `INSERT IGNORE INTO ` + into },
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
@@ -53,30 +50,6 @@ func mysqlFencedWhere(fences []Fence) (string, []any) {
 	}
 	return "id IN (?" + strings.Repeat(", ?", len(fences)-1) + ") AND (id, claim_token) IN ((?, ?)" +
 		strings.Repeat(", (?, ?)", len(fences)-1) + ")", args
-}
-
-// mysqlGroupHeadSQL picks the head of a group from the index, in order. An UPDATE ... ORDER BY
-// LIMIT would sort the whole group first (MySQL does not read in the order of an index whose
-// columns the statement changes), so the claim reads the ids, then updates them by primary key.
-// Arguments: queue, group, limit.
-const mysqlGroupHeadSQL = `SELECT id FROM rr_jobs
-	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
-	ORDER BY priority, available_at, id
-	LIMIT ?
-	FOR UPDATE`
-
-func mysqlClaimGroupHead(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, group string, n int) (int, error) {
-	ids, err := s.ids(ctx, tx, mysqlGroupHeadSQL, c.queue, group, n)
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	res, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(ids))+`)`,
-		append([]any{c.node, c.token, c.leaseMs}, anySlice(ids)...)...)
-	if err != nil {
-		return 0, err
-	}
-	got, err := res.RowsAffected()
-	return int(got), err
 }
 
 // mysqlClaimableWhere selects the jobs of a queue that can be claimed now. Argument: queue.

@@ -22,13 +22,10 @@ var postgresDialect = dialect{
 	claim:     postgresClaim,
 	claimSQL:  postgresClaimSQL,
 	// A generic plan is what a prepared claim may run after five executions: check that one.
-	explainPrefix:  "EXPLAIN EXECUTE rr_claim_explain",
-	explain:        `EXPLAIN `,
-	fencedWhere:    postgresFencedWhere,
-	claimGroupHead: claimGroupHeadByID,
-	groupHeadSQL:   groupHeadByID,
-	groupHeadArgs:  groupHeadByIDArgs,
-	insertIgnore:   insertOnConflictDoNothing,
+	explainPrefix: "EXPLAIN EXECUTE rr_claim_explain",
+	explain:       `EXPLAIN `,
+	fencedWhere:   postgresFencedWhere,
+	insertIgnore:  insertOnConflictDoNothing,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 			return nil, err
@@ -46,29 +43,6 @@ func postgresFencedWhere(fences []Fence) (string, []any) {
 	}
 	return `id = ANY(?::bigint[]) AND (id, claim_token) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))`,
 		[]any{ids, ids, tokens}
-}
-
-// groupHeadByID reserves the head of a group through an id subquery (PostgreSQL, SQLite). The
-// queue's rr_queues row is locked by the group claim, so no other claim competes for these rows.
-const groupHeadByID = `UPDATE rr_jobs SET ` + claimSet + `
-	WHERE id IN (
-		SELECT id FROM rr_jobs
-		WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now}
-		ORDER BY priority, available_at, id
-		LIMIT ?)`
-
-// claimGroupHeadByID runs groupHeadByID.
-func claimGroupHeadByID(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, group string, n int) (int, error) {
-	res, err := s.exec(ctx, tx, groupHeadByID, c.node, c.token, c.leaseMs, c.queue, group, n)
-	if err != nil {
-		return 0, err
-	}
-	got, err := res.RowsAffected()
-	return int(got), err
-}
-
-func groupHeadByIDArgs(queue, group string) []any {
-	return []any{"node", int64(1), int64(60000), queue, group, 10}
 }
 
 func insertOnConflictDoNothing(into string) string {

@@ -31,8 +31,7 @@ type SQLiteOptions struct {
 
 // sqliteDialect: the store's clock is bound as parameter 1 where a statement reads {now}.
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
-	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", claimGroupHead: claimGroupHeadByID, groupHeadSQL: groupHeadByID, groupHeadArgs: groupHeadByIDArgs,
-	insertIgnore: insertOnConflictDoNothing}
+	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing}
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.

@@ -53,12 +53,6 @@ type dialect struct {
 	// forUpdate locks the rows a read selects until the transaction ends ("" where one write
 	// transaction runs at a time anyway).
 	forUpdate string
-	// claimGroupHead reserves up to n jobs at the head of one group of a queue, under the queue's
-	// lock (see groupClaim), and says how many it got; groupHeadSQL is the statement that picks
-	// them (what ExplainGroupClaim explains, with its arguments from groupHeadArgs).
-	claimGroupHead func(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, group string, n int) (int, error)
-	groupHeadSQL   string
-	groupHeadArgs  func(queue, group string) []any
 	// insertIgnore turns "table (columns) VALUES (...)" into an insert that does nothing when the
 	// key exists.
 	insertIgnore func(into string) string

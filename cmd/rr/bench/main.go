@@ -101,6 +101,7 @@ func main() {
 	out := flag.String("out", "../../docs/bench", "where to write results.md and the charts")
 	only := flag.String("only", "", "run only the targets whose name matches this regular expression, e.g. '^(memory|sql/sqlite)$' (for profiling)")
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
+	groupsOnly := flag.Bool("groups-only", false, "run only the fairness rows (group_by) and write groups.md")
 	flag.Parse()
 	if st.rounds < 1 || st.windows < 1 {
 		fail("-rounds and -windows must be at least 1")
@@ -147,6 +148,17 @@ func main() {
 	boltdb := target{name: "boltdb", pipeline: "driver: boltdb\n      config:\n        prefetch: 10000000\n        file: %DIR%/bolt.db"}
 	// The durability trade-off: SQLite without an fsync per commit.
 	sqliteNormal := sqlTarget("sql/sqlite (synchronous: normal)", "sqlite", "", "normal")
+
+	if *groupsOnly {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			fail("%v", err)
+		}
+		if err := os.WriteFile(filepath.Join(*out, "groups.md"), []byte(groupReport(runGroups(bin, root, backends, st), st)), 0o644); err != nil {
+			fail("%v", err)
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", filepath.Join(*out, "groups.md"))
+		return
+	}
 
 	var results []result
 	same := func(tg target) func() target { return func() target { return tg } }
@@ -234,10 +246,12 @@ func main() {
 		remote = &r
 	}
 
+	groups := runGroups(bin, root, backends, st)
+
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fail("%v", err)
 	}
-	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(report(results, backlog, remote, st)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(report(results, backlog, remote, st)+groupReport(groups, st)), 0o644); err != nil {
 		fail("%v", err)
 	}
 	if len(results) > 0 {
