@@ -13,20 +13,23 @@
  *   priority     lower runs first (the pipeline's default is 10)
  *   available_at unix time in milliseconds when it may run (now, or later for a delay)
  *   created_at   unix time in milliseconds
+ *   grp          only for a pipeline with `group_by: HEADER`: the job's group, the first value of that
+ *                header ('' when the job has none). A group_by pipeline claims only rows with grp set;
+ *                leave it NULL (out of the statement) for every other pipeline.
  * Leave every other column to its default.
  *
- * Usage (the tests run it): php examples/enqueue.php PDO_DSN USER PASSWORD QUEUE JOB_ID commit|rollback
+ * Usage (the tests run it): php examples/enqueue.php PDO_DSN USER PASSWORD QUEUE JOB_ID commit|rollback [GROUP]
  *   php examples/enqueue.php 'pgsql:host=127.0.0.1;port=5432;dbname=app' app secret emails order-42 commit
  */
 
 declare(strict_types=1);
 
 function enqueue_job(PDO $pdo, string $queue, string $name, string $id, string $payload,
-                     array $headers = [], int $priority = 10, int $delaySeconds = 0): void
+                     array $headers = [], int $priority = 10, int $delaySeconds = 0, ?string $group = null): void
 {
     $now = (int)floor(microtime(true) * 1000);
-    $stmt = $pdo->prepare('INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at)
-                           VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    $stmt = $pdo->prepare('INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at, grp)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     $stmt->bindValue(1, $queue);
     $stmt->bindValue(2, $id);
     $stmt->bindValue(3, $name);
@@ -35,17 +38,19 @@ function enqueue_job(PDO $pdo, string $queue, string $name, string $id, string $
     $stmt->bindValue(6, $priority, PDO::PARAM_INT);
     $stmt->bindValue(7, $now + $delaySeconds * 1000, PDO::PARAM_INT);
     $stmt->bindValue(8, $now, PDO::PARAM_INT);
+    $stmt->bindValue(9, $group, $group === null ? PDO::PARAM_NULL : PDO::PARAM_STR);
     $stmt->execute();
 }
 
 if (PHP_SAPI === 'cli' && realpath($argv[0]) === __FILE__) {
     [, $dsn, $user, $password, $queue, $id, $outcome] = $argv + array_fill(0, 7, '');
+    $group = $argc > 7 ? $argv[7] : null;   // for a group_by pipeline
     $pdo = new PDO($dsn, $user ?: null, $password ?: null, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION, PDO::ATTR_TIMEOUT => 10]);
 
     $pdo->beginTransaction();
     // ... the application's own writes would go here (an order row, say) ...
     enqueue_job($pdo, $queue, 'App\\Jobs\\ShipOrder', $id, json_encode(['action' => 'ack', 'order' => $id]),
-        ['source' => ['enqueue.php']]);
+        ['source' => ['enqueue.php']], group: $group);
     if ($outcome === 'commit') {
         $pdo->commit();
     } else {

@@ -62,3 +62,24 @@ func TestTransactionalEnqueue(t *testing.T) {
 		})
 	})
 }
+
+// TestTransactionalEnqueueIntoAGroupByPipeline: a row inserted by hand into a group_by pipeline's
+// queue with its group in grp (the documented contract) runs.
+func TestTransactionalEnqueueIntoAGroupByPipeline(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		section := b.section(t, dir)
+		dsn := lastDSN
+		start(t, options{pipelines: pipelineYAML("orders", "group_by: source"), consume: []string{"orders"}, sqlSection: section, out: out})
+		pdo, user, pass := pdoDSN(t, b.name, dsn)
+		script, _ := filepath.Abs(filepath.Join("..", "examples", "enqueue.php"))
+		cmd := exec.Command("php", script, pdo, user, pass, "orders", "grouped", "commit", "enqueue.php")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("enqueue.php: %v\n%s", err, o)
+		}
+		if recs := waitRecords(t, out, 1, 10*time.Second); recs[0].ID != "grouped" {
+			t.Fatalf("record = %+v", recs[0])
+		}
+	})
+}
