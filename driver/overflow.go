@@ -16,6 +16,8 @@ type overflow struct {
 	routes atomic.Pointer[map[string]string] // group → target queue
 	stop   context.CancelFunc
 	done   chan struct{}
+	// misconfigured is the last complaint about the target, logged once until it changes.
+	misconfigured string
 }
 
 // startOverflow runs the routing until stopOverflow.
@@ -51,12 +53,20 @@ func (d *Driver) stopOverflow() {
 func (d *Driver) checkOverflow(ctx context.Context) {
 	o := d.cfg.Overflow
 	target, ok := d.env.Pipeline(o.To)
+	complaint := ""
 	switch {
 	case !ok:
-		d.log.Warn("overflow: the target pipeline is not running here (it must be an sql pipeline on the same connection)", zap.String("to", o.To))
-		return
+		complaint = "overflow: the target pipeline is not running here (it must be an sql pipeline on the same connection); no group moves meanwhile"
 	case target.conn != d.conn:
-		d.log.Error("overflow: the target pipeline uses another connection; jobs move only within one database", zap.String("to", o.To))
+		complaint = "overflow: the target pipeline uses another connection; jobs move only within one database"
+	}
+	if complaint != d.over.misconfigured {
+		d.over.misconfigured = complaint
+		if complaint != "" {
+			d.log.Error(complaint, zap.String("to", o.To))
+		}
+	}
+	if complaint != "" {
 		return
 	}
 	st := d.conn.Store
