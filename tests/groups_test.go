@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // tenantJobs are n jobs of one tenant (header "tenant").
@@ -171,6 +173,11 @@ func TestOverflowMovesABusyTenant(t *testing.T) {
 			st, slow := r.stat("tenants"), r.stat("slow")
 			return st.GetReserved() == 5 && slow.GetReserved() == 300, fmt.Sprintf("tenants %d ready, slow %d", st.GetReserved(), slow.GetReserved())
 		})
+		// The mover may run while the batch is being pushed: what it moved is counted, the rest of
+		// bob's pushes went straight to the overflow pipeline.
+		if moved := counterValue(t, r, "rr_sql_overflow_moved_total", "tenants"); moved <= 50 || moved > 300 {
+			t.Fatalf("rr_sql_overflow_moved_total{pipeline=tenants} = %v, want the jobs moved (more than ready_over, at most 300)", moved)
+		}
 		// New pushes of bob go straight to the overflow pipeline; alice's stay.
 		more := tenantJobs("tenants", "bob", 310, `{}`)[300:]
 		r.pushBatch(more)
@@ -187,4 +194,28 @@ func TestOverflowMovesABusyTenant(t *testing.T) {
 			}
 		}
 	})
+}
+
+// counterValue reads one pipeline's sample of a counter from the plugin's collectors.
+func counterValue(t *testing.T, r *roadrunner, name, pipeline string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.plugin.MetricsCollector()...)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "pipeline" && l.GetValue() == pipeline {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
