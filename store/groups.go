@@ -30,6 +30,10 @@ import (
 // still gets its turn), so a claim costs at most this many index probes.
 const maxGroupsPerClaim = 100
 
+// maxGroupVisits bounds the index probes of one claim when most groups are at their
+// group_concurrency: the claim gives up after that many, and the next one goes on from there.
+const maxGroupVisits = 1000
+
 // groupNextSQL finds the next group after a cursor with a ready job. Arguments: queue, cursor.
 const groupNextSQL = `SELECT grp FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NULL AND grp IS NOT NULL AND grp > ? AND available_at <= {now}
@@ -75,9 +79,19 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 			}
 			return c.groupLimit - reserved[g]
 		}
-		groups, err := s.readyGroups(ctx, tx, c.queue, cursor, min(c.limit, maxGroupsPerClaim), func(g string) bool { return free(g) > 0 })
-		if err != nil || len(groups) == 0 {
+		groups, last, err := s.readyGroups(ctx, tx, c.queue, cursor, min(c.limit, maxGroupsPerClaim), func(g string) bool { return free(g) > 0 })
+		if err != nil {
 			return err
+		}
+		if len(groups) == 0 {
+			if last.Valid && last != cursor {
+				// Every group visited is at its limit: the next claim goes on after them.
+				if _, err = s.exec(ctx, tx, `UPDATE rr_queues SET cursor_grp = ? WHERE queue = ?`, last.String, c.queue); err != nil {
+					return err
+				}
+				return tx.Commit()
+			}
+			return nil
 		}
 		// Rounds: each group takes an equal share of what is left (at least one job), within its
 		// free slots; a group that had fewer ready jobs than its share drops out. One statement
@@ -166,31 +180,33 @@ func (s *sqlStore) groupReserved(ctx context.Context, tx *sql.Tx, queue string) 
 }
 
 // readyGroups lists up to limit groups with a ready job that may take one (ok), in round-robin
-// order: those after the cursor, then from the first one round to the cursor.
-func (s *sqlStore) readyGroups(ctx context.Context, tx *sql.Tx, queue string, cursor sql.NullString, limit int, ok func(string) bool) ([]string, error) {
-	var out []string
+// order: those after the cursor, then from the first one round to the cursor. It visits at most
+// maxGroupVisits groups (those at their group_concurrency are visited and passed over) and says
+// which it visited last.
+func (s *sqlStore) readyGroups(ctx context.Context, tx *sql.Tx, queue string, cursor sql.NullString, limit int, ok func(string) bool) (groups []string, last sql.NullString, err error) {
 	after, wrapped := cursor, !cursor.Valid
-	for len(out) < limit {
+	for visits := 0; len(groups) < limit && visits < maxGroupVisits; visits++ {
 		g, found, err := s.nextReadyGroup(ctx, tx, queue, after)
 		if err != nil {
-			return nil, err
+			return nil, last, err
 		}
 		if !found {
 			if wrapped {
-				return out, nil
+				return groups, last, nil
 			}
 			after, wrapped = sql.NullString{}, true
 			continue
 		}
-		if wrapped && cursor.Valid && g > cursor.String || slices.Contains(out, g) {
-			return out, nil // round the whole circle
+		if wrapped && cursor.Valid && g > cursor.String || slices.Contains(groups, g) {
+			return groups, last, nil // round the whole circle
 		}
 		after = sql.NullString{String: g, Valid: true}
+		last = after
 		if ok(g) {
-			out = append(out, g)
+			groups = append(groups, g)
 		}
 	}
-	return out, nil
+	return groups, last, nil
 }
 
 // groupHeadSQL picks the head of one group, in (priority, available_at, id) order straight from
