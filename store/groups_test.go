@@ -240,6 +240,11 @@ func TestOverflowMovesBusyGroupsAndEnds(t *testing.T) {
 		if err != nil || len(groups) != 1 || groups["bob"] != "slow" {
 			t.Fatalf("overflow groups %v (%v), want bob → slow", groups, err)
 		}
+		// A push of bob that raced with the move follows at the next check, however few.
+		mustInsert(t, s, groupJob("bob", 2500))
+		if moves, err := s.Overflow(ctx, OverflowRequest{Queue: "q", Target: "slow", ReadyOver: 100}); err != nil || len(moves) != 1 || moves[0] != (OverflowMove{Group: "bob", Jobs: 1}) {
+			t.Fatalf("moves %+v (%v), want bob's straggler", moves, err)
+		}
 		// The target drains: the overflow ends.
 		for {
 			got, err := s.Claim(ctx, ClaimRequest{Queue: "slow", Node: "n", Limit: 1000, Lease: time.Minute})

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -46,13 +48,29 @@ func (s *sqlStore) OverflowTurn(ctx context.Context, queue string, interval time
 	return n == 1, err
 }
 
-// Overflow moves the waiting jobs of the groups over the limit and ends the overflow of groups
-// with nothing left waiting in the target. Returns the groups moved.
+// Overflow moves the waiting jobs of the groups over the limit, and those still here of the groups
+// in overflow, and ends the overflow of groups with nothing left waiting in the target. Returns
+// the groups moved.
 func (s *sqlStore) Overflow(ctx context.Context, r OverflowRequest) ([]OverflowMove, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	var moves []OverflowMove
+	// Groups in overflow first: whatever of theirs still waits here (a push that raced with their
+	// move) follows, whatever its count.
+	overflowing, err := s.OverflowGroups(ctx, r.Queue)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range slices.Sorted(maps.Keys(overflowing)) {
+		n, err := s.moveGroup(ctx, r, g)
+		if n > 0 {
+			moves = append(moves, OverflowMove{Group: g, Jobs: n})
+		}
+		if err != nil {
+			return moves, err
+		}
+	}
 	var after sql.NullString
 	for {
 		g, ok, err := s.nextReadyGroup(ctx, s.r, r.Queue, after)
@@ -67,7 +85,7 @@ func (s *sqlStore) Overflow(ctx context.Context, r OverflowRequest) ([]OverflowM
 			r.Queue, g, r.ReadyOver+1).Scan(&ready); err != nil {
 			return moves, fmt.Errorf("count ready jobs of group %q: %w", g, err)
 		}
-		if ready <= r.ReadyOver {
+		if _, moved := overflowing[g]; moved || ready <= r.ReadyOver {
 			continue
 		}
 		n, err := s.moveGroup(ctx, r, g)
