@@ -22,8 +22,9 @@ import (
 //     leak one.
 //
 // Its cost follows the batch, not the backlog: one index probe per group visited (the next group
-// after the cursor with a ready job) and one statement per group served (its head jobs, in
-// priority then FIFO order, straight from the index).
+// after the cursor with a ready job, at most maxGroupsPerClaim served), then per round one
+// statement that picks every served group's head jobs (priority then FIFO, straight from the
+// index) and one that reserves them. The same SQL on every database.
 
 // maxGroupsPerClaim bounds the groups one claim visits: a batch of 500 over 10,000 groups takes
 // 5 jobs each from the next 100 groups rather than 1 from 500 (the cursor moves on; every group
