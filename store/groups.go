@@ -23,8 +23,8 @@ import (
 //
 // Its cost follows the batch, not the backlog: one index probe per group visited (the next group
 // after the cursor with a ready job, at most maxGroupsPerClaim served), then per round one
-// statement that picks every served group's head jobs, whole rows (priority then FIFO, straight
-// from the index), and one that reserves them. The same SQL on every database.
+// statement that picks every served group's head jobs (priority then FIFO, straight from the
+// index) and one that reserves them. The same SQL on every database.
 
 // maxGroupsPerClaim bounds the groups one claim visits: a batch of 500 over 10,000 groups takes
 // 5 jobs each from the next 100 groups rather than 1 from 500 (the cursor moves on; every group
@@ -51,8 +51,7 @@ const groupReservedSQL = `SELECT grp, COUNT(*) FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL GROUP BY grp`
 
 // groupClaimedSQL reads back the rows one claim reserved, through the reserved index (which
-// starts with the queue on PostgreSQL and SQLite), when some it picked were taken meanwhile.
-// Arguments: queue, node, token.
+// starts with the queue on PostgreSQL and SQLite). Arguments: queue, node, token.
 const groupClaimedSQL = `SELECT ` + claimedColumns + `, grp FROM rr_jobs WHERE queue = ? AND reserved_by = ? AND claim_token = ?`
 
 // groupClaim reserves up to c.limit ready jobs shared round robin across the queue's groups, at
@@ -99,7 +98,6 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 		// free slots; a group that had fewer ready jobs than its share drops out. One statement
 		// picks the heads of every group of a round, one reserves them.
 		left, taken := c.limit, map[string]int{}
-		jobs, exact := map[string][]Job{}, true
 		active := groups
 		for left > 0 && len(active) > 0 {
 			share := max(1, left/len(active))
@@ -113,18 +111,15 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 					budget -= want
 				}
 			}
-			got, all, err := s.claimHeads(ctx, tx, c, order, wants)
+			got, err := s.claimHeads(ctx, tx, c, order, wants)
 			if err != nil {
 				return err
 			}
-			exact = exact && all
 			var next []string
 			for _, g := range order {
-				n := len(got[g])
-				jobs[g] = append(jobs[g], got[g]...)
-				taken[g] += n
-				left -= n
-				if n == wants[g] && free(g)-taken[g] > 0 {
+				taken[g] += got[g]
+				left -= got[g]
+				if got[g] == wants[g] && free(g)-taken[g] > 0 {
 					next = append(next, g)
 				}
 			}
@@ -133,15 +128,13 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 		if _, err = s.exec(ctx, tx, `UPDATE rr_queues SET cursor_grp = ? WHERE queue = ?`, groups[len(groups)-1], c.queue); err != nil {
 			return err
 		}
-		if !exact {
-			// Some picked rows were taken meanwhile: read back what this claim holds.
-			rows, err := s.query(ctx, tx, groupClaimedSQL, c.queue, c.node, c.token)
-			if err != nil {
-				return err
-			}
-			if jobs, err = scanClaimedGroups(rows, c.token); err != nil {
-				return err
-			}
+		rows, err := s.query(ctx, tx, groupClaimedSQL, c.queue, c.node, c.token)
+		if err != nil {
+			return err
+		}
+		jobs, err := scanClaimedGroups(rows, c.token)
+		if err != nil {
+			return err
 		}
 		if err = tx.Commit(); err != nil {
 			return err
@@ -220,17 +213,16 @@ func (s *sqlStore) readyGroups(ctx context.Context, tx *sql.Tx, queue string, cu
 // groupHeadSQL picks the head of one group, in (priority, available_at, id) order straight from
 // rr_jobs_group; a claim joins one such branch per group with UNION ALL. Arguments: queue, group,
 // limit.
-const groupHeadSQL = `SELECT * FROM (SELECT ` + claimedColumns + `, grp FROM rr_jobs
+const groupHeadSQL = `SELECT id, grp FROM (SELECT id, grp FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
 	ORDER BY priority, available_at, id
 	LIMIT ?) head`
 
-// claimHeads reserves up to wants[g] jobs at the head of each group g and returns them by group.
+// claimHeads reserves up to wants[g] jobs at the head of each group g and says how many each got.
 // The queue's lock is held, so no other claim competes for these rows; the update still checks
-// that each is unreserved (an operator's Flush or Move may have taken one meanwhile): all is
-// false when it found fewer than it picked, and the caller reads back what it holds.
-func (s *sqlStore) claimHeads(ctx context.Context, tx *sql.Tx, c claimArgs, groups []string, wants map[string]int) (got map[string][]Job, all bool, err error) {
-	got = map[string][]Job{}
+// that each is unreserved (an operator's Flush or Move may have taken it meanwhile).
+func (s *sqlStore) claimHeads(ctx context.Context, tx *sql.Tx, c claimArgs, groups []string, wants map[string]int) (map[string]int, error) {
+	got := map[string]int{}
 	var ids []int64
 	// Branches per statement are bounded like every list of placeholders.
 	for chunk := range slices.Chunk(groups, maxGroupsPerClaim) {
@@ -242,33 +234,32 @@ func (s *sqlStore) claimHeads(ctx context.Context, tx *sql.Tx, c claimArgs, grou
 		}
 		rows, err := s.query(ctx, tx, strings.Join(branches, "\nUNION ALL\n"), args...)
 		if err != nil {
-			return nil, false, fmt.Errorf("pick the head of %d groups: %w", len(chunk), err)
+			return nil, fmt.Errorf("pick the head of %d groups: %w", len(chunk), err)
 		}
-		picked, err := scanClaimedGroups(rows, c.token)
-		if err != nil {
-			return nil, false, err
-		}
-		for g, js := range picked {
-			got[g] = append(got[g], js...)
-			for _, j := range js {
-				ids = append(ids, j.Row)
+		for rows.Next() {
+			var (
+				id int64
+				g  string
+			)
+			if err := rows.Scan(&id, &g); err != nil {
+				rows.Close()
+				return nil, err
 			}
+			ids = append(ids, id)
+			got[g]++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
 		}
 	}
-	var reserved int64
 	for chunk := range slices.Chunk(ids, fencesPerStatement) {
-		res, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(chunk))+`) AND reserved_by IS NULL`,
-			append([]any{c.node, c.token, c.leaseMs}, anySlice(chunk)...)...)
-		if err != nil {
-			return nil, false, fmt.Errorf("reserve the heads of %d groups: %w", len(groups), err)
+		if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(chunk))+`) AND reserved_by IS NULL`,
+			append([]any{c.node, c.token, c.leaseMs}, anySlice(chunk)...)...); err != nil {
+			return nil, fmt.Errorf("reserve the heads of %d groups: %w", len(groups), err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, false, err
-		}
-		reserved += n
 	}
-	return got, reserved == int64(len(ids)), nil
+	return got, nil
 }
 
 // scanClaimedGroups reads claimed rows with their group.
