@@ -287,20 +287,7 @@ func (s *sqlStore) selectedIDs(ctx context.Context, on execer, sel Selection) ([
 }
 
 func (s *sqlStore) failedIDs(ctx context.Context, on execer, where string, args []any) ([]int64, error) {
-	rows, err := s.query(ctx, on, `SELECT id FROM rr_failed_jobs WHERE `+where+` ORDER BY id`+s.d.forUpdate, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return s.ids(ctx, on, `SELECT id FROM rr_failed_jobs WHERE `+where+` ORDER BY id`+s.d.forUpdate, args...)
 }
 
 // marks is n placeholders separated by commas.

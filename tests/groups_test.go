@@ -1,11 +1,7 @@
 package tests
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -107,25 +103,7 @@ type endRecord struct {
 	EndMs int64  `json:"end_ms"`
 }
 
-func endRecords(t *testing.T, file string) []endRecord {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []endRecord
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		var e endRecord
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func endRecords(t *testing.T, file string) []endRecord { return jsonLines[endRecord](t, file) }
 
 // mostAtOnce is, per tenant, the most jobs running at once: a sweep over the starts and ends the
 // workers recorded (an end at the same millisecond as a start comes first).

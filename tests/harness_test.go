@@ -428,7 +428,10 @@ type record struct {
 }
 
 // records reads what the workers recorded so far.
-func records(t *testing.T, file string) []record {
+func records(t *testing.T, file string) []record { return jsonLines[record](t, file) }
+
+// jsonLines reads a file of JSON lines the workers append to (a line being written is skipped).
+func jsonLines[T any](t *testing.T, file string) []T {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if os.IsNotExist(err) {
@@ -437,17 +440,13 @@ func records(t *testing.T, file string) []record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []record
+	var out []T
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 {
+		var r T
+		if len(sc.Bytes()) == 0 || json.Unmarshal(sc.Bytes(), &r) != nil {
 			continue
-		}
-		var r record
-		if err := json.Unmarshal(line, &r); err != nil {
-			continue // a line being written right now
 		}
 		out = append(out, r)
 	}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"database/sql"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -150,7 +148,7 @@ func groupBacklog(bin, root string, tg target, st settings, jobs, groups int) (r
 		return 0, 0, err
 	}
 	defer rr.stop()
-	if err := seedGroups(tg, dir, jobs, groups); err != nil {
+	if err := seed(tg, dir, jobs, groups); err != nil {
 		return 0, 0, fmt.Errorf("queue the backlog: %w", err)
 	}
 	window := min(st.window, jobs)
@@ -168,58 +166,6 @@ func groupBacklog(bin, root string, tg target, st settings, jobs, groups int) (r
 		claimMs = s / n * 1000
 	}
 	return rate, claimMs, nil
-}
-
-// seedGroups is seed with each job's group: job i belongs to group t(i % groups).
-func seedGroups(tg target, dir string, n, groups int) error {
-	driverName, dsn := driverNames[tg.dialect], tg.dsn
-	if tg.dialect == "sqlite" {
-		dsn = "file:" + filepath.Join(dir, "jobs.db") + "?_pragma=busy_timeout(10000)"
-	}
-	db, err := sql.Open(driverName, dsn)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	cols := []string{"queue", "job_id", "name", "payload", "headers", "priority", "available_at", "created_at", "grp"}
-	const rowsPerInsert, rowsPerTx = 500, 50_000
-	now := time.Now().UnixMilli()
-	payload := []byte(`{"action":"ack"}`)
-	for from := 0; from < n; from += rowsPerTx {
-		tx, err := db.Begin()
-		if err != nil {
-			return err
-		}
-		for i := from; i < min(from+rowsPerTx, n); i += rowsPerInsert {
-			rows := min(rowsPerInsert, n-i, from+rowsPerTx-i)
-			args := make([]any, 0, rows*len(cols))
-			for j := i; j < i+rows; j++ {
-				group := fmt.Sprint("t", j%groups)
-				args = append(args, "p", fmt.Sprint("seed-", j), "Job", payload, `{"tenant":["`+group+`"]}`, 10, now, now, group)
-			}
-			if _, err := tx.Exec(insertColumns(tg.dialect, cols, rows), args...); err != nil {
-				_ = tx.Rollback()
-				return err
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	settle := map[string][]string{
-		"sqlite":   {"ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)"},
-		"postgres": {"VACUUM (ANALYZE) rr_jobs", "CHECKPOINT"},
-		"mysql":    {"ANALYZE TABLE rr_jobs"},
-	}[tg.dialect]
-	for _, stmt := range settle {
-		if _, err := db.Exec(stmt); err != nil {
-			return fmt.Errorf("%s: %w", stmt, err)
-		}
-	}
-	if tg.dialect == "mysql" {
-		return flushInnoDB(db)
-	}
-	return nil
 }
 
 // insertColumns is a multi-row INSERT into rr_jobs of cols with placeholders for rows rows.

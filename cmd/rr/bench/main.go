@@ -612,7 +612,7 @@ func drainFromBacklog(bin, root string, tg target, st settings, backlog int) (wi
 	if tg.dialect == "" {
 		err = rr.pushBatches("seed", queued)
 	} else {
-		err = seed(tg, dir, queued)
+		err = seed(tg, dir, queued, 0)
 	}
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("queue the backlog: %w", err)
@@ -659,33 +659,10 @@ func crossNodeLatency(bin, root string, tg target, st settings) (result, error) 
 	return r, err
 }
 
-// insertRows is a multi-row INSERT of the contract's columns with placeholders for rows rows.
-func insertRows(dialect string, rows int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at) VALUES ")
-	for row := range rows {
-		if row > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(")
-		for col := range 8 {
-			if col > 0 {
-				b.WriteString(", ")
-			}
-			if dialect == "postgres" {
-				fmt.Fprintf(&b, "$%d", row*8+col+1)
-			} else {
-				b.WriteString("?")
-			}
-		}
-		b.WriteString(")")
-	}
-	return b.String()
-}
-
 // seed writes n ready jobs of queue p into the sql target's table with multi-row INSERTs, in
 // transactions of 50,000: the columns of the transactional-enqueue contract (examples/enqueue.php).
-func seed(tg target, dir string, n int) error {
+// With groups > 0, job i belongs to group t(i % groups) (column grp and header tenant).
+func seed(tg target, dir string, n, groups int) error {
 	driverName, dsn := driverNames[tg.dialect], tg.dsn
 	if tg.dialect == "sqlite" {
 		dsn = "file:" + filepath.Join(dir, "jobs.db") + "?_pragma=busy_timeout(10000)"
@@ -695,6 +672,10 @@ func seed(tg target, dir string, n int) error {
 		return err
 	}
 	defer db.Close()
+	cols := []string{"queue", "job_id", "name", "payload", "headers", "priority", "available_at", "created_at"}
+	if groups > 0 {
+		cols = append(cols, "grp")
+	}
 	const rowsPerInsert, rowsPerTx = 500, 50_000
 	now := time.Now().UnixMilli()
 	payload := []byte(`{"action":"ack"}`)
@@ -704,12 +685,17 @@ func seed(tg target, dir string, n int) error {
 			return err
 		}
 		for i := from; i < min(from+rowsPerTx, n); i += rowsPerInsert {
-			rows := min(rowsPerInsert, n-i)
-			args := make([]any, 0, rows*8)
+			rows := min(rowsPerInsert, n-i, from+rowsPerTx-i)
+			args := make([]any, 0, rows*len(cols))
 			for j := i; j < i+rows; j++ {
-				args = append(args, "p", fmt.Sprint("seed-", j), "Job", payload, "{}", 10, now, now)
+				if groups == 0 {
+					args = append(args, "p", fmt.Sprint("seed-", j), "Job", payload, "{}", 10, now, now)
+					continue
+				}
+				group := fmt.Sprint("t", j%groups)
+				args = append(args, "p", fmt.Sprint("seed-", j), "Job", payload, `{"tenant":["`+group+`"]}`, 10, now, now, group)
 			}
-			if _, err := tx.Exec(insertRows(tg.dialect, rows), args...); err != nil {
+			if _, err := tx.Exec(insertColumns(tg.dialect, cols, rows), args...); err != nil {
 				_ = tx.Rollback()
 				return err
 			}
