@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,4 +81,67 @@ func BenchmarkClaimAndAck100(b *testing.B) {
 			done += len(got)
 		}
 	})
+}
+
+// BenchmarkGroupClaim claims batches of 50 (a pipeline's default refill) from a grouped backlog
+// and acks them: one op is one claim. The backlog is written straight into the table, its groups
+// interleaved; sizes are ready jobs and groups.
+func BenchmarkGroupClaim(b *testing.B) {
+	for _, size := range [][2]int{{10_000, 10}, {1_000_000, 10_000}} {
+		b.Run(fmt.Sprintf("%d-in-%d", size[0], size[1]), func(b *testing.B) {
+			forEachBackendB(b, func(b *testing.B, s Store) {
+				// A queue per size: what earlier runs left in the index (dead entries awaiting vacuum
+				// or purge) stays out of the way.
+				queue := fmt.Sprint("bench-", size[1])
+				seedGroups(b, s.(*sqlStore), queue, size[0], size[1])
+				b.ResetTimer()
+				for b.Loop() {
+					got, err := s.Claim(ctx, ClaimRequest{Queue: queue, Node: "n", Limit: 50, Lease: time.Minute, Groups: true})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(got) != 50 {
+						b.Fatalf("claimed %d of 50", len(got))
+					}
+					fences := make([]Fence, len(got))
+					for i, j := range got {
+						fences[i] = j.Fence
+					}
+					if _, err := s.Write(ctx, Batch{Acks: fences}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// seedGroups writes n ready jobs of a queue round robin over groups, 500 rows a statement.
+func seedGroups(b *testing.B, s *sqlStore, queue string, n, groups int) {
+	const rowsPerInsert = 500
+	now := time.Now().UnixMilli() - 1000
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for from := 0; from < n; from += rowsPerInsert {
+		rows := min(rowsPerInsert, n-from)
+		args := make([]any, 0, rows*9)
+		for i := from; i < from+rows; i++ {
+			args = append(args, queue, fmt.Sprint(i), "Job", []byte("x"), "{}", 10, now, now, fmt.Sprint("t", i%groups))
+		}
+		values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
+		if _, err := s.exec(ctx, tx, `INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at, grp) VALUES `+values, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	// VACUUM on PostgreSQL: the dead index entries of earlier runs would sit between the groups.
+	analyze := map[string]string{"sqlite": "ANALYZE", "postgres": "VACUUM ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[s.Dialect()]
+	if _, err := s.w.ExecContext(ctx, analyze); err != nil {
+		b.Fatal(err)
+	}
 }

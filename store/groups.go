@@ -21,49 +21,86 @@ import (
 //     its row is deleted (ack, fail) or released (requeue, nack, reaper), so a crashed node cannot
 //     leak one.
 //
-// Its cost follows the batch, not the backlog: one index probe per group visited (the next group
-// after the cursor with a ready job, at most maxGroupsPerClaim served), then per round one
-// statement that picks every served group's head jobs (priority then FIFO, straight from the
-// index) and one that reserves them. The same SQL on every database.
+// Its cost follows the batch, not the backlog, in a few statements whatever the groups: a page
+// statement lists the next groups after the cursor (one index probe per group inside the
+// database: a recursive CTE on PostgreSQL and SQLite, a loose index scan on MySQL), then per round
+// one statement picks and reserves every served group's head jobs (priority then FIFO, straight
+// from rr_jobs_group: LATERAL on PostgreSQL, UNION ALL of a branch per group elsewhere; MySQL
+// reads the rows back by id). What differs is in each dialect's file.
 
-// maxGroupsPerClaim bounds the groups one claim visits: a batch of 500 over 10,000 groups takes
-// 5 jobs each from the next 100 groups rather than 1 from 500 (the cursor moves on; every group
-// still gets its turn), so a claim costs at most this many index probes.
+// maxGroupsPerClaim bounds the groups one share of a claim serves (see groupClaim).
 const maxGroupsPerClaim = 100
 
-// maxGroupVisits bounds the index probes of one claim when most groups are at their
-// group_concurrency: the claim gives up after that many, and the next one goes on from there.
+// maxGroupVisits bounds the groups one claim visits when most are at their group_concurrency:
+// the claim gives up after that many, and the next one goes on from there.
 const maxGroupVisits = 1000
 
-// groupNextSQL finds the next group after a cursor with a ready job. Arguments: queue, cursor.
-const groupNextSQL = `SELECT grp FROM rr_jobs
-	WHERE queue = ? AND reserved_by IS NULL AND grp IS NOT NULL AND grp > ? AND available_at <= {now}
-	ORDER BY grp LIMIT 1`
+// groupPageSize is the most groups one page statement lists when every group is read (overflow
+// check, metrics); a claim asks for what it can serve.
+const groupPageSize = 1000
 
-// groupFirstSQL finds the first group with a ready job. Argument: queue.
-const groupFirstSQL = `SELECT grp FROM rr_jobs
-	WHERE queue = ? AND reserved_by IS NULL AND grp IS NOT NULL AND grp >= '' AND available_at <= {now}
-	ORDER BY grp LIMIT 1`
+// groupPageArgs says which groups a page lists: those after a group (all when not valid), up to
+// and including a bound (none when not valid), at most size.
+type groupPageArgs struct {
+	queue       string
+	after, upTo sql.NullString
+	size        int
+}
+
+// bounds renders the range condition of a page on a group column and its arguments: every comparison of groups is the database's, in its collation.
+func (p groupPageArgs) bounds(column string) (string, []any) {
+	cond, args := column+` >= ''`, []any{}
+	if p.after.Valid {
+		cond, args = column+` > ?`, []any{p.after.String}
+	}
+	if p.upTo.Valid {
+		cond, args = cond+` AND `+column+` <= ?`, append(args, p.upTo.String)
+	}
+	return cond, args
+}
+
+// recursiveGroupPage lists a page of groups with a ready job, one index probe per group inside
+// one statement (a loose index scan written as a recursive CTE: each step finds the first ready
+// row of the next group in rr_jobs_group). PostgreSQL and SQLite.
+func recursiveGroupPage(p groupPageArgs) (string, []any) {
+	first, firstArgs := p.bounds("grp")
+	next, nextArgs := `j.grp > page.grp`, []any{}
+	if p.upTo.Valid {
+		next, nextArgs = next+` AND j.grp <= ?`, []any{p.upTo.String}
+	}
+	args := append(append([]any{p.queue}, firstArgs...), p.queue)
+	args = append(append(args, nextArgs...), p.size)
+	return `WITH RECURSIVE page (grp, n) AS (
+		SELECT (SELECT grp FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND grp IS NOT NULL AND ` + first + ` AND available_at <= {now}
+			ORDER BY grp LIMIT 1), 1
+		UNION ALL
+		SELECT (SELECT j.grp FROM rr_jobs j WHERE j.queue = ? AND j.reserved_by IS NULL AND j.grp IS NOT NULL AND ` + next + ` AND j.available_at <= {now}
+			ORDER BY j.grp LIMIT 1), page.n + 1
+		FROM page WHERE page.grp IS NOT NULL AND page.n < ?)
+	SELECT grp, 1 FROM page WHERE grp IS NOT NULL`, args
+}
 
 // groupReservedSQL counts each group's reserved jobs: what group_concurrency bounds. Reserved rows
 // are the jobs in flight in the whole cluster, a few per worker. Argument: queue.
 const groupReservedSQL = `SELECT grp, COUNT(*) FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL GROUP BY grp`
 
-// groupClaimedSQL reads back the rows one claim reserved, through the reserved index (which
-// starts with the queue on PostgreSQL and SQLite). Arguments: queue, node, token.
-const groupClaimedSQL = `SELECT ` + claimedColumns + `, grp FROM rr_jobs WHERE queue = ? AND reserved_by = ? AND claim_token = ?`
-
 // groupClaim reserves up to c.limit ready jobs shared round robin across the queue's groups, at
 // most c.groupLimit reserved per group (0: no limit).
 func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 	var out []Job
 	err := retryConflicts(ctx, func() error {
+		out = nil
 		tx, err := s.begin(ctx)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
+		if s.d.groupClaimSetup != "" {
+			if _, err := s.exec(ctx, tx, s.d.groupClaimSetup); err != nil {
+				return err
+			}
+		}
 		cursor, err := s.lockQueue(ctx, tx, c.queue)
 		if err != nil {
 			return err
@@ -80,69 +117,180 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 			}
 			return c.groupLimit - reserved[g]
 		}
-		groups, last, err := s.readyGroups(ctx, tx, c.queue, cursor, min(c.limit, maxGroupsPerClaim), func(g string) bool { return free(g) > 0 })
-		if err != nil {
-			return err
-		}
-		if len(groups) == 0 {
-			if last.Valid && last != cursor {
-				// Every group visited is at its limit: the next claim goes on after them.
-				if _, err = s.exec(ctx, tx, `UPDATE rr_queues SET cursor_grp = ? WHERE queue = ?`, last.String, c.queue); err != nil {
+		walk := &groupWalk{s: s, on: tx, queue: c.queue, cursor: cursor, after: cursor}
+		share := &groupShare{left: c.limit, taken: map[string]int{}, free: free, byGroup: map[string][]Job{}}
+		var turn []string // the groups served, in their turn
+		for share.left > 0 {
+			// The next groups that may take a job, as many as there are jobs left to claim (at most
+			// maxGroupsPerClaim: a batch of 500 over 10,000 groups takes 5 jobs each from the next 100
+			// groups rather than 1 from 500; the cursor moves on, every group gets its turn).
+			want := min(share.left, maxGroupsPerClaim)
+			var groups []string
+			for len(groups) < want && walk.visits < maxGroupVisits {
+				g, ok, err := walk.next(ctx, want)
+				if err != nil {
 					return err
 				}
-				return tx.Commit()
-			}
-			return nil
-		}
-		// Rounds: each group takes an equal share of what is left (at least one job), within its
-		// free slots; a group that had fewer ready jobs than its share drops out. One statement
-		// picks the heads of every group of a round, one reserves them.
-		left, taken := c.limit, map[string]int{}
-		active := groups
-		for left > 0 && len(active) > 0 {
-			share := max(1, left/len(active))
-			wants := map[string]int{}
-			var order []string
-			budget := left
-			for _, g := range active {
-				if want := min(share, budget, free(g)-taken[g]); want > 0 {
-					wants[g] = want
-					order = append(order, g)
-					budget -= want
+				if !ok {
+					break
+				}
+				if g.ready && free(g.name) > 0 {
+					groups = append(groups, g.name)
 				}
 			}
-			got, err := s.claimHeads(ctx, tx, c, order, wants)
-			if err != nil {
+			if len(groups) == 0 {
+				break
+			}
+			if err := share.claim(ctx, s, tx, c, groups); err != nil {
 				return err
 			}
-			var next []string
-			for _, g := range order {
-				taken[g] += got[g]
-				left -= got[g]
-				if got[g] == wants[g] && free(g)-taken[g] > 0 {
-					next = append(next, g)
-				}
+			turn = append(turn, groups...)
+		}
+		if walk.last.Valid && walk.last != cursor {
+			if _, err = s.exec(ctx, tx, `UPDATE rr_queues SET cursor_grp = ? WHERE queue = ?`, walk.last.String, c.queue); err != nil {
+				return err
 			}
-			active = next
 		}
-		if _, err = s.exec(ctx, tx, `UPDATE rr_queues SET cursor_grp = ? WHERE queue = ?`, groups[len(groups)-1], c.queue); err != nil {
-			return err
-		}
-		rows, err := s.query(ctx, tx, groupClaimedSQL, c.queue, c.node, c.token)
-		if err != nil {
-			return err
-		}
-		jobs, err := scanClaimedGroups(rows, c.token)
-		if err != nil {
-			return err
+		if len(share.byGroup) == 0 {
+			return tx.Commit() // the cursor only: the next claim goes on past groups at their limit
 		}
 		if err = tx.Commit(); err != nil {
 			return err
 		}
-		out = roundRobin(groups, jobs)
+		out = roundRobin(turn, share.byGroup)
 		return nil
 	})
 	return out, err
+}
+
+// groupShare shares the jobs left to claim among groups: in rounds, each group takes an equal
+// share of what is left (at least one job) within its free slots, and a group that had fewer
+// ready jobs than its share drops out. The dialect claims the heads of every group of a round at
+// once.
+type groupShare struct {
+	left    int
+	taken   map[string]int
+	free    func(group string) int
+	byGroup map[string][]Job // the jobs claimed
+}
+
+func (sh *groupShare) claim(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, groups []string) error {
+	active := groups
+	for sh.left > 0 && len(active) > 0 {
+		share := max(1, sh.left/len(active))
+		var heads []groupHead
+		budget := sh.left
+		for _, g := range active {
+			if want := min(share, budget, sh.free(g)-sh.taken[g]); want > 0 {
+				heads = append(heads, groupHead{group: g, want: want})
+				budget -= want
+			}
+		}
+		got, err := s.d.claimHeads(ctx, s, tx, c, heads)
+		if err != nil {
+			return fmt.Errorf("claim the heads of %d groups: %w", len(heads), err)
+		}
+		var next []string
+		for _, h := range heads {
+			n := len(got[h.group])
+			sh.byGroup[h.group] = append(sh.byGroup[h.group], got[h.group]...)
+			sh.taken[h.group] += n
+			sh.left -= n
+			if n == h.want && sh.free(h.group)-sh.taken[h.group] > 0 {
+				next = append(next, h.group)
+			}
+		}
+		active = next
+	}
+	return nil
+}
+
+// groupWalk visits a queue's groups once round the circle from a cursor: those after it, then
+// from the first up to it; a page statement lists the next ones.
+type groupWalk struct {
+	s      *sqlStore
+	on     execer
+	queue  string
+	cursor sql.NullString
+	// after is the last group listed; wrapped: the walk is past the last group, from the first
+	// up to the cursor.
+	after   sql.NullString
+	wrapped bool
+	// page holds groups listed and not yet visited; fetched and full say whether a page was read
+	// on this side of the circle and whether it came back full (there may be more).
+	page          []pageGroup
+	fetched, full bool
+	visits        int
+	last          sql.NullString // the last group visited
+}
+
+// pageGroup is a group listed by a page, and whether it has a ready job.
+type pageGroup struct {
+	name  string
+	ready bool
+}
+
+// next visits the next group, reading pages of size groups; false when the circle is complete.
+func (w *groupWalk) next(ctx context.Context, size int) (pageGroup, bool, error) {
+	for len(w.page) == 0 {
+		if w.fetched && !w.full {
+			if w.wrapped || !w.cursor.Valid {
+				return pageGroup{}, false, nil
+			}
+			w.wrapped, w.after, w.fetched = true, sql.NullString{}, false
+			continue
+		}
+		p := groupPageArgs{queue: w.queue, after: w.after, size: size}
+		if w.wrapped {
+			p.upTo = w.cursor
+		}
+		var err error
+		if w.page, err = w.s.groupPage(ctx, w.on, p); err != nil {
+			return pageGroup{}, false, err
+		}
+		w.fetched, w.full = true, len(w.page) == size
+	}
+	g := w.page[0]
+	w.page = w.page[1:]
+	w.after = sql.NullString{String: g.name, Valid: true}
+	w.last = w.after
+	w.visits++
+	return g, true, nil
+}
+
+// groupPage lists a page of groups (the dialect's statement).
+func (s *sqlStore) groupPage(ctx context.Context, on execer, p groupPageArgs) ([]pageGroup, error) {
+	query, args := s.d.groupPage(p)
+	rows, err := s.query(ctx, on, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list groups of queue %s: %w", p.queue, err)
+	}
+	defer rows.Close()
+	var out []pageGroup
+	for rows.Next() {
+		var g pageGroup
+		if err := rows.Scan(&g.name, &g.ready); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// eachReadyGroup calls fn with every group of the queue that has a ready job, in order.
+func (s *sqlStore) eachReadyGroup(ctx context.Context, on execer, queue string, fn func(group string) error) error {
+	walk := &groupWalk{s: s, on: on, queue: queue}
+	for {
+		g, ok, err := walk.next(ctx, groupPageSize)
+		if err != nil || !ok {
+			return err
+		}
+		if g.ready {
+			if err := fn(g.name); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // lockQueue takes the queue's turn for group claims and returns its cursor ("" before the first).
@@ -180,86 +328,29 @@ func (s *sqlStore) groupReserved(ctx context.Context, tx *sql.Tx, queue string) 
 	return out, rows.Err()
 }
 
-// readyGroups lists up to limit groups with a ready job that may take one (ok), in round-robin
-// order: those after the cursor, then from the first one round to the cursor. It visits at most
-// maxGroupVisits groups (those at their group_concurrency are visited and passed over) and says
-// which it visited last.
-func (s *sqlStore) readyGroups(ctx context.Context, tx *sql.Tx, queue string, cursor sql.NullString, limit int, ok func(string) bool) (groups []string, last sql.NullString, err error) {
-	after, wrapped := cursor, !cursor.Valid
-	for visits := 0; len(groups) < limit && visits < maxGroupVisits; visits++ {
-		g, found, err := s.nextReadyGroup(ctx, tx, queue, after)
-		if err != nil {
-			return nil, last, err
-		}
-		if !found {
-			if wrapped {
-				return groups, last, nil
-			}
-			after, wrapped = sql.NullString{}, true
-			continue
-		}
-		if wrapped && cursor.Valid && g > cursor.String || slices.Contains(groups, g) {
-			return groups, last, nil // round the whole circle
-		}
-		after = sql.NullString{String: g, Valid: true}
-		last = after
-		if ok(g) {
-			groups = append(groups, g)
-		}
-	}
-	return groups, last, nil
+// groupHead asks for up to want jobs at the head of a group.
+type groupHead struct {
+	group string
+	want  int
 }
 
 // groupHeadSQL picks the head of one group, in (priority, available_at, id) order straight from
-// rr_jobs_group; a claim joins one such branch per group with UNION ALL. Arguments: queue, group,
-// limit.
+// rr_jobs_group. Arguments: queue, group, limit.
 const groupHeadSQL = `SELECT id, grp FROM (SELECT id, grp FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
 	ORDER BY priority, available_at, id
 	LIMIT ?) head`
 
-// claimHeads reserves up to wants[g] jobs at the head of each group g and says how many each got.
-// The queue's lock is held, so no other claim competes for these rows; the update still checks
-// that each is unreserved (an operator's Flush or Move may have taken it meanwhile).
-func (s *sqlStore) claimHeads(ctx context.Context, tx *sql.Tx, c claimArgs, groups []string, wants map[string]int) (map[string]int, error) {
-	got := map[string]int{}
-	var ids []int64
-	// Branches per statement are bounded like every list of placeholders.
-	for chunk := range slices.Chunk(groups, maxGroupsPerClaim) {
-		branches := make([]string, len(chunk))
-		args := make([]any, 0, 3*len(chunk))
-		for i, g := range chunk {
-			branches[i] = groupHeadSQL
-			args = append(args, c.queue, g, wants[g])
-		}
-		rows, err := s.query(ctx, tx, strings.Join(branches, "\nUNION ALL\n"), args...)
-		if err != nil {
-			return nil, fmt.Errorf("pick the head of %d groups: %w", len(chunk), err)
-		}
-		for rows.Next() {
-			var (
-				id int64
-				g  string
-			)
-			if err := rows.Scan(&id, &g); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			ids = append(ids, id)
-			got[g]++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+// groupHeadsUnion picks the heads of several groups in one statement, a groupHeadSQL branch per
+// group joined with UNION ALL (at most maxGroupsPerClaim: SQLite allows 500). Columns: id, grp.
+func groupHeadsUnion(queue string, heads []groupHead) (string, []any) {
+	branches := make([]string, len(heads))
+	args := make([]any, 0, 3*len(heads))
+	for i, h := range heads {
+		branches[i] = groupHeadSQL
+		args = append(args, queue, h.group, h.want)
 	}
-	for chunk := range slices.Chunk(ids, fencesPerStatement) {
-		if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(chunk))+`) AND reserved_by IS NULL`,
-			append([]any{c.node, c.token, c.leaseMs}, anySlice(chunk)...)...); err != nil {
-			return nil, fmt.Errorf("reserve the heads of %d groups: %w", len(groups), err)
-		}
-	}
-	return got, nil
+	return strings.Join(branches, "\nUNION ALL\n"), args
 }
 
 // scanClaimedGroups reads claimed rows with their group.
@@ -298,14 +389,15 @@ func roundRobin(groups []string, byGroup map[string][]Job) []Job {
 	}
 }
 
-// ExplainGroupClaim shows the plans of a group claim's two statements: the probe for the next
-// group with a ready job and the claim of one group's head.
-func (s *sqlStore) ExplainGroupClaim(ctx context.Context, queue, group string) (next, head string, err error) {
-	rows, err := s.query(ctx, s.r, s.d.explain+groupNextSQL, queue, group)
+// ExplainGroupClaim shows the plans of a group claim's two statements that read rr_jobs: a page
+// of the queue's groups from the first, and the pick of one group's head.
+func (s *sqlStore) ExplainGroupClaim(ctx context.Context, queue, group string) (page, head string, err error) {
+	query, args := s.d.groupPage(groupPageArgs{queue: queue, size: maxGroupsPerClaim})
+	rows, err := s.query(ctx, s.r, s.d.explain+query, args...)
 	if err != nil {
-		return "", "", fmt.Errorf("explain group probe: %w", err)
+		return "", "", fmt.Errorf("explain group page: %w", err)
 	}
-	if next, err = planText(rows); err != nil {
+	if page, err = planText(rows); err != nil {
 		return "", "", err
 	}
 	rows, err = s.query(ctx, s.r, s.d.explain+groupHeadSQL, queue, group, 10)
@@ -313,5 +405,5 @@ func (s *sqlStore) ExplainGroupClaim(ctx context.Context, queue, group string) (
 		return "", "", fmt.Errorf("explain group head claim: %w", err)
 	}
 	head, err = planText(rows)
-	return next, head, err
+	return page, head, err
 }

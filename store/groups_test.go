@@ -52,6 +52,81 @@ func TestGroupClaimIsRoundRobin(t *testing.T) {
 	})
 }
 
+// TestGroupClaimWalksEveryGroupInTurn: the groups are listed a page at a time (pages of the size
+// a claim can serve, so claims of 1 read pages of 1 and claims of 100 span pages); whatever the
+// batch, a round of claims serves every group with a ready job once before any twice, passes over
+// groups with only delayed jobs (MySQL lists them: a claim goes on to the next groups instead of
+// coming back short) and wraps round to the first group.
+func TestGroupClaimWalksEveryGroupInTurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		const groups = 250
+		for g := range groups {
+			name := fmt.Sprintf("g%03d", g)
+			if g%5 == 4 { // only delayed jobs
+				j := groupJob(name, 0)
+				j.Delay = time.Hour
+				mustInsert(t, s, j)
+				continue
+			}
+			for i := range 3 {
+				mustInsert(t, s, groupJob(name, i))
+			}
+		}
+		const ready = groups / 5 * 4
+		served := map[string]int{}
+		claimed := 0
+		for _, limit := range []int{1, 7, 100, 50, 42} {
+			got, err := groupClaim(s, "n", limit, 0)
+			if err != nil || len(got) != limit {
+				t.Fatalf("claim of %d after %d jobs: %d jobs, %v", limit, claimed, len(got), err)
+			}
+			for _, j := range got {
+				served[groupOf(j)]++
+			}
+			claimed += limit
+		}
+		// 200 jobs over 200 ready groups: each exactly once, none of the delayed ones.
+		if len(served) != ready {
+			t.Fatalf("%d jobs went to %d groups, want each of the %d ready groups once", claimed, len(served), ready)
+		}
+		for g, n := range served {
+			if n != 1 {
+				t.Fatalf("group %s served %d times in the first round", g, n)
+			}
+		}
+		// The next claim wraps round: the first ready groups again, second jobs.
+		got, err := groupClaim(s, "n", 3, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"g000-1", "g001-1", "g002-1"}; !slices.Equal(ids(got), want) {
+			t.Fatalf("after a full round the claim took %v, want %v", ids(got), want)
+		}
+	})
+}
+
+// TestGroupClaimSharesEquallyFromTheCursor: a claim that goes round the whole circle from the
+// middle visits each group once, so the share is equal.
+func TestGroupClaimSharesEquallyFromTheCursor(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for _, g := range []string{"a", "b", "c"} {
+			for i := range 10 {
+				mustInsert(t, s, groupJob(g, i))
+			}
+		}
+		if got, err := groupClaim(s, "n", 1, 0); err != nil || len(got) != 1 || groupOf(got[0]) != "a" {
+			t.Fatalf("first claim: %v, %v", ids(got), err)
+		}
+		got, err := groupClaim(s, "n", 6, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"b-0", "c-0", "a-1", "b-1", "c-1", "a-2"}; !slices.Equal(ids(got), want) {
+			t.Fatalf("claim of 6 from cursor a took %v, want %v", ids(got), want)
+		}
+	})
+}
+
 // TestSmallGroupIsNotStuckBehindALargeOne: 1,000 jobs of one group, then 10 of another: the first
 // batch carries all 10, where the plain claim would take 100 of the large group.
 func TestSmallGroupIsNotStuckBehindALargeOne(t *testing.T) {
@@ -305,8 +380,10 @@ func TestGroupsAreCountedAndMovedByColumn(t *testing.T) {
 	})
 }
 
-// TestGroupClaimPlansUseTheGroupIndex: both statements of a group claim read rr_jobs_group
-// (a probe per group, a group's head in order), with no sort and no scan of the backlog.
+// TestGroupClaimPlansUseTheGroupIndex: both statements of a group claim that read rr_jobs go
+// through rr_jobs_group (a page of groups, one index probe each; a group's head in order), with
+// no sort and no scan of the backlog. On MySQL the page is a loose index scan, and only its
+// page of at most 100 groups is sorted.
 func TestGroupClaimPlansUseTheGroupIndex(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		st := s.(*sqlStore)
@@ -314,8 +391,8 @@ func TestGroupClaimPlansUseTheGroupIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// 20,000 jobs of 4 queues in 500 groups, half of them in one big group, a third delayed,
-		// one queue without groups.
+		// 20,000 jobs of 4 queues in 500 groups and one big group (half of queue q1), a third
+		// delayed, one queue without groups.
 		stmt, err := tx.PrepareContext(ctx, st.q(`INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at, attempts, auto_ack, grp)
 			VALUES (?, ?, 'Job', ?, '{}', ?, ?, 0, 0, ?, ?)`))
 		if err != nil {
@@ -324,7 +401,7 @@ func TestGroupClaimPlansUseTheGroupIndex(t *testing.T) {
 		now := time.Now().UnixMilli()
 		for i := range 20000 {
 			var group any = fmt.Sprint("tenant-", i%500)
-			if i%2 == 1 {
+			if i%2 == 1 && i/4%2 == 0 {
 				group = "big"
 			}
 			if i%4 == 3 {
@@ -342,18 +419,32 @@ func TestGroupClaimPlansUseTheGroupIndex(t *testing.T) {
 		if _, err := st.w.ExecContext(ctx, analyze); err != nil {
 			t.Fatal(err)
 		}
-		next, head, err := st.ExplainGroupClaim(ctx, "q1", "big")
+		page, head, err := st.ExplainGroupClaim(ctx, "q1", "big")
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("group probe plan (%s):\n%s\ngroup head claim plan:\n%s", s.Dialect(), next, head)
-		for what, plan := range map[string]string{"probe": next, "head claim": head} {
+		t.Logf("group page plan (%s):\n%s\ngroup head claim plan:\n%s", s.Dialect(), page, head)
+		pageBad := []string{"TEMP B-TREE", "Seq Scan on rr_jobs", "Sort", "filesort", "SCAN rr_jobs "}
+		if s.Dialect() == "mysql" {
+			if !strings.Contains(page, "Using index for group-by") {
+				t.Errorf("page plan is not a loose index scan")
+			}
+			pageBad = []string{"type=ALL possible_keys", "table=rr_jobs type=index"}
+		}
+		for what, plan := range map[string]string{"page": page, "head claim": head} {
 			if !strings.Contains(plan, "rr_jobs_group") {
 				t.Errorf("%s plan does not use rr_jobs_group", what)
 			}
-			for _, bad := range []string{"TEMP B-TREE", "Seq Scan on rr_jobs", "Sort", "filesort", "SCAN rr_jobs "} {
-				if strings.Contains(plan, bad) {
-					t.Errorf("%s plan has %q", what, bad)
+			if what == "page" && strings.Count(plan, "rr_jobs_group") < 2 {
+				t.Errorf("page plan does not probe rr_jobs_group for the first group and for each next one")
+			}
+			bad := []string{"TEMP B-TREE", "Seq Scan on rr_jobs", "Sort", "filesort", "SCAN rr_jobs "}
+			if what == "page" {
+				bad = pageBad
+			}
+			for _, b := range bad {
+				if strings.Contains(plan, b) {
+					t.Errorf("%s plan has %q", what, b)
 				}
 			}
 		}

@@ -22,7 +22,8 @@ var mysqlDialect = dialect{
 	claimSQL:           mysqlClaimSQL,
 	explainPrefix:      "EXPLAIN ",
 	noTransactionalDDL: true,
-	txOptions:          &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+	groupPage:          mysqlGroupPage,
+	claimHeads:         mysqlClaimHeads,
 	explain:            `EXPLAIN `,
 	fencedWhere:        mysqlFencedWhere,
 	insertIgnore:       func(into string) string { return `INSERT IGNORE INTO ` + into },
@@ -115,6 +116,39 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 		return nil
 	})
 	return out, err
+}
+
+// mysqlGroupPage lists groups with a loose index scan of rr_jobs_group (DISTINCT over its
+// leading columns: one index dive per group), each checked for a ready job by one more dive.
+// A recursive CTE walking the groups one probe at a time, as PostgreSQL and SQLite do, is no use
+// here: MariaDB reads a correlated range (j.grp > page.grp) from the start of the queue's rows.
+func mysqlGroupPage(p groupPageArgs) (string, []any) {
+	cond, args := p.bounds("grp")
+	return `SELECT page.grp, EXISTS (SELECT 1 FROM rr_jobs j
+			WHERE j.queue = page.queue AND j.reserved_by IS NULL AND j.grp = page.grp AND j.available_at <= {now})
+		FROM (SELECT DISTINCT queue, reserved_by, grp FROM rr_jobs
+			WHERE queue = ? AND reserved_by IS NULL AND ` + cond + ` ORDER BY grp LIMIT ?) page
+		ORDER BY page.grp`, append(append([]any{p.queue}, args...), p.size)
+}
+
+// mysqlClaimHeads picks the heads' ids (MariaDB has no LATERAL; reading whole rows in the UNION
+// would materialise every branch with its payloads), reserves them and reads them back.
+func mysqlClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error) {
+	pick, args := groupHeadsUnion(c.queue, heads)
+	ids, err := s.ids(ctx, tx, `SELECT id FROM (`+pick+`) picked`, args...)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(ids))+`) AND reserved_by IS NULL`,
+		append([]any{c.node, c.token, c.leaseMs}, anySlice(ids)...)...); err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, tx, `SELECT `+claimedColumns+`, grp FROM rr_jobs WHERE claim_token = ? AND id IN (`+marks(len(ids))+`)`,
+		append([]any{c.token}, anySlice(ids)...)...)
+	if err != nil {
+		return nil, err
+	}
+	return scanClaimedGroups(rows, c.token)
 }
 
 // OpenMySQL connects with go-sql-driver/mysql and applies the migrations. ctx bounds the start.

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -71,31 +69,27 @@ func (s *sqlStore) Overflow(ctx context.Context, r OverflowRequest) ([]OverflowM
 			return moves, err
 		}
 	}
-	var after sql.NullString
-	for {
-		g, ok, err := s.nextReadyGroup(ctx, s.r, r.Queue, after)
-		if err != nil || !ok {
-			return moves, err
+	err = s.eachReadyGroup(ctx, s.r, r.Queue, func(g string) error {
+		if _, moved := overflowing[g]; moved {
+			return nil
 		}
-		after = sql.NullString{String: g, Valid: true}
 		var ready int
 		// Counted up to the limit only: a group of a million jobs costs ready_over index entries.
 		if err := s.queryRow(ctx, s.r, `SELECT COUNT(*) FROM (SELECT 1 FROM rr_jobs
 			WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now} LIMIT ?) over_limit`,
 			r.Queue, g, r.ReadyOver+1).Scan(&ready); err != nil {
-			return moves, fmt.Errorf("count ready jobs of group %q: %w", g, err)
+			return fmt.Errorf("count ready jobs of group %q: %w", g, err)
 		}
-		if _, moved := overflowing[g]; moved || ready <= r.ReadyOver {
-			continue
+		if ready <= r.ReadyOver {
+			return nil
 		}
 		n, err := s.moveGroup(ctx, r, g)
 		if n > 0 {
 			moves = append(moves, OverflowMove{Group: g, Jobs: n})
 		}
-		if err != nil {
-			return moves, err
-		}
-	}
+		return err
+	})
+	return moves, err
 }
 
 // moveGroup moves a group's waiting jobs to the target, a chunk per transaction, and records the
@@ -184,42 +178,15 @@ func (s *sqlStore) OverflowGroups(ctx context.Context, queue string) (map[string
 	return out, rows.Err()
 }
 
-// nextReadyGroup is the next group after `after` (from the first when not valid) with a ready job.
-func (s *sqlStore) nextReadyGroup(ctx context.Context, on execer, queue string, after sql.NullString) (string, bool, error) {
-	var (
-		g   string
-		err error
-	)
-	if after.Valid {
-		err = s.queryRow(ctx, on, groupNextSQL, queue, after.String).Scan(&g)
-	} else {
-		err = s.queryRow(ctx, on, groupFirstSQL, queue).Scan(&g)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	return g, err == nil, err
-}
-
 // CountReadyGroups is the number of a group_by queue's groups with a ready job: one index probe
-// per group, never a scan of their jobs.
+// per group (a page of them per statement), never a scan of their jobs.
 func (s *sqlStore) CountReadyGroups(ctx context.Context, queue string) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	var (
-		n     int64
-		after sql.NullString
-	)
-	for {
-		g, ok, err := s.nextReadyGroup(ctx, s.r, queue, after)
-		if err != nil {
-			return n, fmt.Errorf("count ready groups of queue %s: %w", queue, err)
-		}
-		if !ok {
-			return n, nil
-		}
-		n++
-		after = sql.NullString{String: g, Valid: true}
+	var n int64
+	if err := s.eachReadyGroup(ctx, s.r, queue, func(string) error { n++; return nil }); err != nil {
+		return n, fmt.Errorf("count ready groups of queue %s: %w", queue, err)
 	}
+	return n, nil
 }

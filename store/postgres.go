@@ -23,9 +23,16 @@ var postgresDialect = dialect{
 	claimSQL:  postgresClaimSQL,
 	// A generic plan is what a prepared claim may run after five executions: check that one.
 	explainPrefix: "EXPLAIN EXECUTE rr_claim_explain",
-	explain:       `EXPLAIN `,
-	fencedWhere:   postgresFencedWhere,
-	insertIgnore:  insertOnConflictDoNothing,
+	// Run, so that the plan shows what the subplans of a recursive CTE do.
+	explain:      `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `,
+	fencedWhere:  postgresFencedWhere,
+	insertIgnore: insertOnConflictDoNothing,
+	groupPage:    recursiveGroupPage,
+	claimHeads:   postgresClaimHeads,
+	// A group's head comes out of rr_jobs_group in order, a few rows. With LIMIT g.want unknown at
+	// planning, the planner guesses 10% of the group and, once the index is bloated (a drained
+	// backlog leaves a large B-tree over a small heap), scans the heap and sorts it for every group.
+	groupClaimSetup: `SET LOCAL enable_sort = off`,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 			return nil, err
@@ -64,6 +71,32 @@ const postgresClaimSQL = `WITH c AS MATERIALIZED (
 	SET ` + claimSet + `
 	WHERE j.id = ANY(ARRAY(SELECT id FROM c))
 	RETURNING j.id, j.job_id, j.name, j.payload, j.headers, j.priority, j.available_at, j.attempts, j.failures, j.auto_ack`
+
+// postgresClaimHeadsSQL picks the heads of groups with one LATERAL probe of rr_jobs_group per
+// group, reserves and returns them: one statement whose text is the same for any groups (planned
+// once, unlike a UNION ALL branch per group). Arguments: groups, wants, queue, node, token, lease
+// (ms).
+const postgresClaimHeadsSQL = `WITH picked AS MATERIALIZED (
+		SELECT h.id FROM unnest(?::text[], ?::bigint[]) AS g (grp, want)
+		CROSS JOIN LATERAL (SELECT id FROM rr_jobs
+			WHERE queue = ? AND reserved_by IS NULL AND grp = g.grp AND available_at <= {now}
+			ORDER BY priority, available_at, id
+			LIMIT g.want) h)
+	UPDATE rr_jobs SET ` + claimSet + `
+	WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND reserved_by IS NULL
+	RETURNING ` + claimedColumns + `, grp`
+
+func postgresClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error) {
+	groups, wants := make([]string, len(heads)), make([]int64, len(heads))
+	for i, h := range heads {
+		groups[i], wants[i] = h.group, int64(h.want)
+	}
+	rows, err := s.query(ctx, tx, postgresClaimHeadsSQL, groups, wants, c.queue, c.node, c.token, c.leaseMs)
+	if err != nil {
+		return nil, err
+	}
+	return scanClaimedGroups(rows, c.token)
+}
 
 func postgresClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	rows, err := s.query(ctx, s.w, postgresClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs)

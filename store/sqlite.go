@@ -31,7 +31,8 @@ type SQLiteOptions struct {
 
 // sqliteDialect: the store's clock is bound as parameter 1 where a statement reads {now}.
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
-	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing}
+	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing,
+	groupPage: recursiveGroupPage, claimHeads: sqliteClaimHeads}
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.
@@ -46,6 +47,17 @@ const sqliteClaimSQL = `UPDATE rr_jobs
 		ORDER BY priority, available_at, id
 		LIMIT ? + 0)
 	RETURNING ` + claimedColumns
+
+// sqliteClaimHeads picks, reserves and returns the heads of groups in one statement.
+func sqliteClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error) {
+	pick, args := groupHeadsUnion(c.queue, heads)
+	rows, err := s.query(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (SELECT id FROM (`+pick+`) picked) AND reserved_by IS NULL
+		RETURNING `+claimedColumns+`, grp`, append([]any{c.node, c.token, c.leaseMs}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	return scanClaimedGroups(rows, c.token)
+}
 
 // sqliteClaim runs the claim prepared: SQLite would otherwise parse and plan it on every claim.
 func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {

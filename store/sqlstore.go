@@ -41,8 +41,6 @@ type dialect struct {
 	// lockMigrations serialises schema changes between nodes starting at once (nil: the
 	// database's own write lock is enough).
 	lockMigrations func(ctx context.Context, c *sql.Conn) (unlock func(), err error)
-	// txOptions are the options of every write transaction.
-	txOptions *sql.TxOptions
 	// noTransactionalDDL: each DDL statement commits on its own (MySQL), so migrations run statement
 	// by statement and must be written to be re-runnable.
 	noTransactionalDDL bool
@@ -56,6 +54,16 @@ type dialect struct {
 	// insertIgnore turns "table (columns) VALUES (...)" into an insert that does nothing when the
 	// key exists.
 	insertIgnore func(into string) string
+	// groupPage lists a page of a queue's groups in order, each with whether it has a ready job
+	// (groups with only delayed or reserved jobs may be left out or listed as not ready); fewer
+	// rows than asked: the last group was reached. Its columns: grp, ready.
+	groupPage func(p groupPageArgs) (query string, args []any)
+	// groupClaimSetup runs first in a group claim's transaction ("" for none).
+	groupClaimSetup string
+	// claimHeads reserves up to want jobs at the head of each group and returns them by group.
+	// The queue's turn is held, so no other group claim competes for these rows; it still takes
+	// only unreserved ones (an operator's Flush or Move may have taken some meanwhile).
+	claimHeads func(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error)
 }
 
 // sqlStore implements Store on database/sql for every dialect.
@@ -398,7 +406,7 @@ func scanJob(rows *sql.Rows, token int64, extra ...any) (Job, error) {
 
 // begin starts a write transaction.
 func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
-	return s.w.BeginTx(ctx, s.d.txOptions)
+	return s.w.BeginTx(ctx, nil)
 }
 
 // retryConflicts reruns fn after a deadlock or lock-wait timeout (MySQL 1213/1205, PostgreSQL
