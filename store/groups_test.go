@@ -285,6 +285,13 @@ func TestOverflowMovesBusyGroupsAndEnds(t *testing.T) {
 		for i := range 3 {
 			mustInsert(t, s, groupJob("alice", i))
 		}
+		// Groups are checked a page of 100 at a time: one more busy group after 150 small ones.
+		for g := range 150 {
+			mustInsert(t, s, groupJob(fmt.Sprintf("small-%03d", g), 0))
+		}
+		for i := range 120 {
+			mustInsert(t, s, groupJob("zed", i))
+		}
 		turns := 0
 		for range 3 {
 			ok, err := s.OverflowTurn(ctx, "q", time.Hour)
@@ -302,18 +309,18 @@ func TestOverflowMovesBusyGroupsAndEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(moves) != 1 || moves[0] != (OverflowMove{Group: "bob", Jobs: 2500}) {
-			t.Fatalf("moves %+v, want bob's 2500 jobs", moves)
+		if want := []OverflowMove{{Group: "bob", Jobs: 2500}, {Group: "zed", Jobs: 120}}; !slices.Equal(moves, want) {
+			t.Fatalf("moves %+v, want %+v", moves, want)
 		}
-		if c, _ := s.Counts(ctx, "slow"); c.Ready != 2500 {
+		if c, _ := s.Counts(ctx, "slow"); c.Ready != 2620 {
 			t.Fatalf("target has %+v", c)
 		}
-		if c, _ := s.Counts(ctx, "q"); c.Ready != 3 {
-			t.Fatalf("source has %+v, want alice's 3", c)
+		if c, _ := s.Counts(ctx, "q"); c.Ready != 153 {
+			t.Fatalf("source has %+v, want alice's 3 and the small groups' 150", c)
 		}
 		groups, err := s.OverflowGroups(ctx, "q")
-		if err != nil || len(groups) != 1 || groups["bob"] != "slow" {
-			t.Fatalf("overflow groups %v (%v), want bob → slow", groups, err)
+		if err != nil || len(groups) != 2 || groups["bob"] != "slow" || groups["zed"] != "slow" {
+			t.Fatalf("overflow groups %v (%v), want bob and zed → slow", groups, err)
 		}
 		// A push of bob that raced with the move follows at the next check, however few.
 		mustInsert(t, s, groupJob("bob", 2500))

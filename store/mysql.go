@@ -176,7 +176,16 @@ func OpenMySQL(ctx context.Context, o ServerOptions) (Store, error) {
 		return nil, err
 	}
 	cfg.Params[name] = "'READ-COMMITTED'"
+	// A statement with arguments in one round trip: without this, the driver prepares, executes and
+	// closes each one (two waits for the server instead of one). go-sql-driver escapes by the
+	// connection's charset, and refuses to interpolate under the few multi-byte collations where
+	// that is unsafe: those keep server-side statements.
+	cfg.InterpolateParams = true
 	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		cfg.InterpolateParams = false
+		connector, err = mysql.NewConnector(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -69,27 +71,70 @@ func (s *sqlStore) Overflow(ctx context.Context, r OverflowRequest) ([]OverflowM
 			return moves, err
 		}
 	}
+	// The other groups with a ready job, counted a page at a time.
+	var page []string
+	check := func() error {
+		over, err := s.groupsOver(ctx, r.Queue, page, r.ReadyOver)
+		page = page[:0]
+		for _, g := range over {
+			n, err := s.moveGroup(ctx, r, g)
+			if n > 0 {
+				moves = append(moves, OverflowMove{Group: g, Jobs: n})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return err
+	}
 	err = s.eachReadyGroup(ctx, s.r, r.Queue, func(g string) error {
 		if _, moved := overflowing[g]; moved {
 			return nil
 		}
-		var ready int
-		// Counted up to the limit only: a group of a million jobs costs ready_over index entries.
-		if err := s.queryRow(ctx, s.r, `SELECT COUNT(*) FROM (SELECT 1 FROM rr_jobs
-			WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now} LIMIT ?) over_limit`,
-			r.Queue, g, r.ReadyOver+1).Scan(&ready); err != nil {
-			return fmt.Errorf("count ready jobs of group %q: %w", g, err)
+		if page = append(page, g); len(page) == maxGroupsPerClaim {
+			return check()
 		}
-		if ready <= r.ReadyOver {
-			return nil
-		}
-		n, err := s.moveGroup(ctx, r, g)
-		if n > 0 {
-			moves = append(moves, OverflowMove{Group: g, Jobs: n})
-		}
-		return err
+		return nil
 	})
+	if err == nil && len(page) > 0 {
+		err = check()
+	}
 	return moves, err
+}
+
+// groupOverSQL counts one group's ready jobs up to a cap, as a branch of groupsOver's statement:
+// a group of a million jobs costs cap index entries. Arguments: queue, group, cap.
+const groupOverSQL = `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM rr_jobs
+	WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now} LIMIT ?) capped)`
+
+// groupsOver says which of the groups have more than limit ready jobs, in one statement.
+func (s *sqlStore) groupsOver(ctx context.Context, queue string, groups []string, limit int) ([]string, error) {
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	branches := make([]string, len(groups))
+	args := make([]any, 0, 3*len(groups))
+	for i, g := range groups {
+		// The branch's number says which group a count is: UNION ALL does not promise the order.
+		branches[i] = `SELECT ` + strconv.Itoa(i) + ` AS branch, ` + strings.TrimPrefix(groupOverSQL, `SELECT `)
+		args = append(args, queue, g, limit+1)
+	}
+	rows, err := s.query(ctx, s.r, strings.Join(branches, "\nUNION ALL\n"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("count ready jobs of %d groups of queue %s: %w", len(groups), queue, err)
+	}
+	defer rows.Close()
+	var over []string
+	for rows.Next() {
+		var branch, ready int
+		if err := rows.Scan(&branch, &ready); err != nil {
+			return nil, err
+		}
+		if ready > limit {
+			over = append(over, groups[branch])
+		}
+	}
+	return over, rows.Err()
 }
 
 // moveGroup moves a group's waiting jobs to the target, a chunk per transaction, and records the
