@@ -77,7 +77,7 @@ func recursiveGroupPage(p groupPageArgs) (string, []any) {
 		SELECT (SELECT j.grp FROM rr_jobs j WHERE j.queue = ? AND j.reserved_by IS NULL AND j.grp IS NOT NULL AND ` + next + ` AND j.available_at <= {now}
 			ORDER BY j.grp LIMIT 1), page.n + 1
 		FROM page WHERE page.grp IS NOT NULL AND page.n < ?)
-	SELECT grp, 1 FROM page WHERE grp IS NOT NULL`, args
+	SELECT grp, 1, NULL FROM page WHERE grp IS NOT NULL`, args
 }
 
 // groupReservedSQL counts each group's reserved jobs: what group_concurrency bounds. Reserved rows
@@ -125,7 +125,7 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 			// maxGroupsPerClaim: a batch of 500 over 10,000 groups takes 5 jobs each from the next 100
 			// groups rather than 1 from 500; the cursor moves on, every group gets its turn).
 			want := min(share.left, maxGroupsPerClaim)
-			var groups []string
+			var groups []pageGroup
 			for len(groups) < want && walk.visits < maxGroupVisits {
 				g, ok, err := walk.next(ctx, want)
 				if err != nil {
@@ -135,7 +135,7 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 					break
 				}
 				if g.ready && free(g.name) > 0 {
-					groups = append(groups, g.name)
+					groups = append(groups, g)
 				}
 			}
 			if len(groups) == 0 {
@@ -144,7 +144,9 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 			if err := share.claim(ctx, s, tx, c, groups); err != nil {
 				return err
 			}
-			turn = append(turn, groups...)
+			for _, g := range groups {
+				turn = append(turn, g.name)
+			}
 		}
 		if walk.last.Valid && walk.last != cursor {
 			if _, err = s.exec(ctx, tx, `UPDATE rr_queues SET cursor_grp = ? WHERE queue = ?`, walk.last.String, c.queue); err != nil {
@@ -174,15 +176,24 @@ type groupShare struct {
 	byGroup map[string][]Job // the jobs claimed
 }
 
-func (sh *groupShare) claim(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, groups []string) error {
-	active := groups
-	for sh.left > 0 && len(active) > 0 {
+func (sh *groupShare) claim(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, groups []pageGroup) error {
+	var active []string
+	first := map[string]int64{} // the head ids the page read, good for the first round only
+	for _, g := range groups {
+		active = append(active, g.name)
+		first[g.name] = g.head
+	}
+	for round := 0; sh.left > 0 && len(active) > 0; round++ {
 		share := max(1, sh.left/len(active))
 		var heads []groupHead
 		budget := sh.left
 		for _, g := range active {
 			if want := min(share, budget, sh.free(g)-sh.taken[g]); want > 0 {
-				heads = append(heads, groupHead{group: g, want: want})
+				h := groupHead{group: g, want: want}
+				if round == 0 {
+					h.first = first[g]
+				}
+				heads = append(heads, h)
 				budget -= want
 			}
 		}
@@ -224,10 +235,12 @@ type groupWalk struct {
 	last          sql.NullString // the last group visited
 }
 
-// pageGroup is a group listed by a page, and whether it has a ready job.
+// pageGroup is a group listed by a page, whether it has a ready job and, where the dialect's page
+// reads it (MySQL), the id of its first ready job (0: not read).
 type pageGroup struct {
 	name  string
 	ready bool
+	head  int64
 }
 
 // next visits the next group, reading pages of size groups; false when the circle is complete.
@@ -268,10 +281,14 @@ func (s *sqlStore) groupPage(ctx context.Context, on execer, p groupPageArgs) ([
 	defer rows.Close()
 	var out []pageGroup
 	for rows.Next() {
-		var g pageGroup
-		if err := rows.Scan(&g.name, &g.ready); err != nil {
+		var (
+			g    pageGroup
+			head sql.NullInt64
+		)
+		if err := rows.Scan(&g.name, &g.ready, &head); err != nil {
 			return nil, err
 		}
+		g.head = head.Int64
 		out = append(out, g)
 	}
 	return out, rows.Err()
@@ -328,26 +345,30 @@ func (s *sqlStore) groupReserved(ctx context.Context, tx *sql.Tx, queue string) 
 	return out, rows.Err()
 }
 
-// groupHead asks for up to want jobs at the head of a group.
+// groupHead asks for up to want jobs at the head of a group, and says the id of its first ready
+// job when a page read it (0: not known).
 type groupHead struct {
 	group string
 	want  int
+	first int64
 }
 
 // groupHeadSQL picks the head of one group, in (priority, available_at, id) order straight from
 // rr_jobs_group. Arguments: queue, group, limit.
-const groupHeadSQL = `SELECT id, grp FROM (SELECT id, grp FROM rr_jobs
+const groupHeadSQL = `SELECT id, grp FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
 	ORDER BY priority, available_at, id
-	LIMIT ?) head`
+	LIMIT ?`
 
 // groupHeadsUnion picks the heads of several groups in one statement, a groupHeadSQL branch per
-// group joined with UNION ALL (at most maxGroupsPerClaim: SQLite allows 500). Columns: id, grp.
-func groupHeadsUnion(queue string, heads []groupHead) (string, []any) {
+// group joined with UNION ALL (at most maxGroupsPerClaim: SQLite allows 500). open and close
+// make a limited SELECT a member of a UNION (SQLite: a subquery; MySQL: parentheses, which spare
+// it a derived table per branch). Columns: id, grp.
+func groupHeadsUnion(open, close, queue string, heads []groupHead) (string, []any) {
 	branches := make([]string, len(heads))
 	args := make([]any, 0, 3*len(heads))
 	for i, h := range heads {
-		branches[i] = groupHeadSQL
+		branches[i] = open + groupHeadSQL + close
 		args = append(args, queue, h.group, h.want)
 	}
 	return strings.Join(branches, "\nUNION ALL\n"), args

@@ -119,28 +119,65 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 }
 
 // mysqlGroupPage lists groups with a loose index scan of rr_jobs_group (DISTINCT over its
-// leading columns: one index dive per group), each checked for a ready job by one more dive.
+// leading columns: one index dive per group), and reads each one's first ready job with one more
+// dive (past its reserved rows, which the index keeps: MySQL has no partial index). That id is
+// what a claim of one job per group takes, with no statement to pick it.
 // A recursive CTE walking the groups one probe at a time, as PostgreSQL and SQLite do, is no use
 // here: MariaDB reads a correlated range (j.grp > page.grp) from the start of the queue's rows.
 func mysqlGroupPage(p groupPageArgs) (string, []any) {
 	cond, args := p.bounds("grp")
-	return `SELECT page.grp, EXISTS (SELECT 1 FROM rr_jobs j
-			WHERE j.queue = page.queue AND j.reserved_by IS NULL AND j.grp = page.grp AND j.available_at <= {now})
-		FROM (SELECT DISTINCT queue, reserved_by, grp FROM rr_jobs
-			WHERE queue = ? AND reserved_by IS NULL AND ` + cond + ` ORDER BY grp LIMIT ?) page
-		ORDER BY page.grp`, append(append([]any{p.queue}, args...), p.size)
+	return `SELECT grp, head IS NOT NULL, head FROM (
+		SELECT page.grp, (SELECT j.id FROM rr_jobs j
+				WHERE j.queue = page.queue AND j.grp = page.grp AND j.reserved_by IS NULL AND j.available_at <= {now}
+				ORDER BY j.priority, j.available_at, j.id LIMIT 1) AS head
+		FROM (SELECT DISTINCT queue, grp FROM rr_jobs
+			WHERE queue = ? AND ` + cond + ` ORDER BY grp LIMIT ?) page) heads
+		ORDER BY grp`, append(append([]any{p.queue}, args...), p.size)
 }
 
-// mysqlClaimHeads picks the heads' ids (MariaDB has no LATERAL; reading whole rows in the UNION
-// would materialise every branch with its payloads), reserves them and reads them back.
+// mysqlClaimHeads takes the heads the page read where one job of a group is wanted, picks the
+// others' ids (MariaDB has no LATERAL; reading whole rows in the UNION would materialise them
+// with their payloads), reserves them, checking again that each is still the queue's and
+// unreserved (an operator's Move or Flush may have taken it), and reads them back.
 func mysqlClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error) {
-	pick, args := groupHeadsUnion(c.queue, heads)
-	ids, err := s.ids(ctx, tx, `SELECT id FROM (`+pick+`) picked`, args...)
-	if err != nil || len(ids) == 0 {
-		return nil, err
+	var (
+		ids  []int64
+		pick []groupHead
+	)
+	for _, h := range heads {
+		if h.want == 1 && h.first != 0 {
+			ids = append(ids, h.first)
+		} else {
+			pick = append(pick, h)
+		}
 	}
-	if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(ids))+`) AND reserved_by IS NULL`,
-		append([]any{c.node, c.token, c.leaseMs}, anySlice(ids)...)...); err != nil {
+	if len(pick) > 0 {
+		query, args := groupHeadsUnion(`(`, `)`, c.queue, pick)
+		rows, err := s.query(ctx, tx, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var (
+				id    int64
+				group string
+			)
+			if err := rows.Scan(&id, &group); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(ids))+`) AND queue = ? AND reserved_by IS NULL`,
+		append(append([]any{c.node, c.token, c.leaseMs}, anySlice(ids)...), c.queue)...); err != nil {
 		return nil, err
 	}
 	rows, err := s.query(ctx, tx, `SELECT `+claimedColumns+`, grp FROM rr_jobs WHERE claim_token = ? AND id IN (`+marks(len(ids))+`)`,

@@ -74,8 +74,9 @@ const postgresClaimSQL = `WITH c AS MATERIALIZED (
 
 // postgresClaimHeadsSQL picks the heads of groups with one LATERAL probe of rr_jobs_group per
 // group, reserves and returns them: one statement whose text is the same for any groups (planned
-// once, unlike a UNION ALL branch per group). Arguments: groups, wants, queue, node, token, lease
-// (ms).
+// once, unlike a UNION ALL branch per group). The update checks again that each row is still
+// the queue's and unreserved: an operator's Move or Flush may have taken it. Arguments: groups,
+// wants, queue, node, token, lease (ms), queue.
 const postgresClaimHeadsSQL = `WITH picked AS MATERIALIZED (
 		SELECT h.id FROM unnest(?::text[], ?::bigint[]) AS g (grp, want)
 		CROSS JOIN LATERAL (SELECT id FROM rr_jobs
@@ -83,7 +84,7 @@ const postgresClaimHeadsSQL = `WITH picked AS MATERIALIZED (
 			ORDER BY priority, available_at, id
 			LIMIT g.want) h)
 	UPDATE rr_jobs SET ` + claimSet + `
-	WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND reserved_by IS NULL
+	WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND queue = ? AND reserved_by IS NULL
 	RETURNING ` + claimedColumns + `, grp`
 
 func postgresClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error) {
@@ -91,7 +92,7 @@ func postgresClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArg
 	for i, h := range heads {
 		groups[i], wants[i] = h.group, int64(h.want)
 	}
-	rows, err := s.query(ctx, tx, postgresClaimHeadsSQL, groups, wants, c.queue, c.node, c.token, c.leaseMs)
+	rows, err := s.query(ctx, tx, postgresClaimHeadsSQL, groups, wants, c.queue, c.node, c.token, c.leaseMs, c.queue)
 	if err != nil {
 		return nil, err
 	}

@@ -50,9 +50,11 @@ const sqliteClaimSQL = `UPDATE rr_jobs
 
 // sqliteClaimHeads picks, reserves and returns the heads of groups in one statement.
 func sqliteClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error) {
-	pick, args := groupHeadsUnion(c.queue, heads)
-	rows, err := s.query(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (SELECT id FROM (`+pick+`) picked) AND reserved_by IS NULL
-		RETURNING `+claimedColumns+`, grp`, append([]any{c.node, c.token, c.leaseMs}, args...)...)
+	pick, args := groupHeadsUnion(`SELECT id, grp FROM (`, `) head`, c.queue, heads)
+	args = append([]any{c.node, c.token, c.leaseMs}, append(args, c.queue)...)
+	rows, err := s.query(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (SELECT id FROM (`+pick+`) picked)
+		AND queue = ? AND reserved_by IS NULL
+		RETURNING `+claimedColumns+`, grp`, args...)
 	if err != nil {
 		return nil, err
 	}
