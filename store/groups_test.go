@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -454,6 +455,40 @@ func TestGroupClaimPlansUseTheGroupIndex(t *testing.T) {
 					t.Errorf("%s plan has %q", what, b)
 				}
 			}
+		}
+	})
+}
+
+// TestGroupHeadsTakeNoRowMovedAway: between the statement that finds a group's head and the one
+// that reserves it, an operator's Move may take the row to another queue; the claim must not
+// reserve it there. (MySQL's page reads the head's id; the claim then reserves it by id.)
+func TestGroupHeadsTakeNoRowMovedAway(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		st := s.(*sqlStore)
+		mustInsert(t, s, groupJob("g", 0))
+		var id int64
+		if err := st.queryRow(ctx, st.w, `SELECT id FROM rr_jobs WHERE job_id = ?`, "g-0").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.exec(ctx, st.w, `UPDATE rr_jobs SET queue = ? WHERE id = ?`, "elsewhere", id); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := st.begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		got, err := st.d.claimHeads(ctx, st, tx, claimArgs{queue: "q", node: "n", token: 7, limit: 1, leaseMs: 60_000},
+			[]groupHead{{group: "g", want: 1, first: id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 0 {
+			t.Fatalf("claimed %v of queue q: a row moved to another queue", got)
+		}
+		var reservedBy sql.NullString
+		if err := tx.QueryRowContext(ctx, st.q(`SELECT reserved_by FROM rr_jobs WHERE id = ?`), id).Scan(&reservedBy); err != nil || reservedBy.Valid {
+			t.Fatalf("the moved row is reserved by %v (%v)", reservedBy, err)
 		}
 	})
 }
