@@ -140,7 +140,12 @@ func seedGroups(b *testing.B, s *sqlStore, queue string, n, groups int) {
 		b.Fatal(err)
 	}
 	// VACUUM on PostgreSQL: the dead index entries of earlier runs would sit between the groups.
-	analyze := map[string]string{"sqlite": "ANALYZE", "postgres": "VACUUM ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[s.Dialect()]
+	// None on SQLite, as in production: its statistics (STAT4) would make it plan every statement
+	// again once its arguments are bound.
+	analyze := map[string]string{"postgres": "VACUUM ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[s.Dialect()]
+	if analyze == "" {
+		return
+	}
 	if _, err := s.w.ExecContext(ctx, analyze); err != nil {
 		b.Fatal(err)
 	}

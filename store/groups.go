@@ -354,21 +354,23 @@ type groupHead struct {
 }
 
 // groupHeadSQL picks the head of one group, in (priority, available_at, id) order straight from
-// rr_jobs_group. Arguments: queue, group, limit.
+// rr_jobs_group, followed by its LIMIT. Arguments: queue, group, then the limit's.
 const groupHeadSQL = `SELECT id, grp FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
-	ORDER BY priority, available_at, id
-	LIMIT ?`
+	ORDER BY priority, available_at, id`
+
+// unionMember says how a dialect makes a limited SELECT a member of a UNION: SQLite wraps it in a
+// subquery and limits by `? + 0` (a bare parameter there makes it recompile the statement at
+// every run); MySQL puts it in parentheses, which spares it a derived table per branch.
+type unionMember struct{ open, limit, close string }
 
 // groupHeadsUnion picks the heads of several groups in one statement, a groupHeadSQL branch per
-// group joined with UNION ALL (at most maxGroupsPerClaim: SQLite allows 500). open and close
-// make a limited SELECT a member of a UNION (SQLite: a subquery; MySQL: parentheses, which spare
-// it a derived table per branch). Columns: id, grp.
-func groupHeadsUnion(open, close, queue string, heads []groupHead) (string, []any) {
+// group joined with UNION ALL (at most maxGroupsPerClaim: SQLite allows 500). Columns: id, grp.
+func groupHeadsUnion(m unionMember, queue string, heads []groupHead) (string, []any) {
 	branches := make([]string, len(heads))
 	args := make([]any, 0, 3*len(heads))
 	for i, h := range heads {
-		branches[i] = open + groupHeadSQL + close
+		branches[i] = m.open + groupHeadSQL + "\n\tLIMIT " + m.limit + m.close
 		args = append(args, queue, h.group, h.want)
 	}
 	return strings.Join(branches, "\nUNION ALL\n"), args
@@ -421,7 +423,7 @@ func (s *sqlStore) ExplainGroupClaim(ctx context.Context, queue, group string) (
 	if page, err = planText(rows); err != nil {
 		return "", "", err
 	}
-	rows, err = s.query(ctx, s.r, s.d.explain+groupHeadSQL, queue, group, 10)
+	rows, err = s.query(ctx, s.r, s.d.explain+groupHeadSQL+` LIMIT ?`, queue, group, 10)
 	if err != nil {
 		return "", "", fmt.Errorf("explain group head claim: %w", err)
 	}

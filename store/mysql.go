@@ -152,7 +152,7 @@ func mysqlClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, 
 		}
 	}
 	if len(pick) > 0 {
-		query, args := groupHeadsUnion(`(`, `)`, c.queue, pick)
+		query, args := groupHeadsUnion(unionMember{open: `(`, limit: `?`, close: `)`}, c.queue, pick)
 		rows, err := s.query(ctx, tx, query, args...)
 		if err != nil {
 			return nil, err
