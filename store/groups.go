@@ -204,7 +204,9 @@ func (sh *groupShare) claim(ctx context.Context, s *sqlStore, tx *sql.Tx, c clai
 		var next []string
 		for _, h := range heads {
 			n := len(got[h.group])
-			sh.byGroup[h.group] = append(sh.byGroup[h.group], got[h.group]...)
+			if n > 0 {
+				sh.byGroup[h.group] = append(sh.byGroup[h.group], got[h.group]...)
+			}
 			sh.taken[h.group] += n
 			sh.left -= n
 			if n == h.want && sh.free(h.group)-sh.taken[h.group] > 0 {
