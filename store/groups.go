@@ -117,7 +117,7 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 			}
 			return c.groupLimit - reserved[g]
 		}
-		walk := &groupWalk{s: s, on: tx, queue: c.queue, cursor: cursor, after: cursor}
+		walk := newGroupWalk(s, tx, c.queue, cursor)
 		share := &groupShare{left: c.limit, taken: map[string]int{}, free: free, byGroup: map[string][]Job{}}
 		var turn []string // the groups served, in their turn
 		for share.left > 0 {
@@ -153,9 +153,7 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 				return err
 			}
 		}
-		if len(share.byGroup) == 0 {
-			return tx.Commit() // the cursor only: the next claim goes on past groups at their limit
-		}
+		// Committed even when nothing was claimed: the cursor goes on past groups at their limit.
 		if err = tx.Commit(); err != nil {
 			return err
 		}
@@ -245,6 +243,11 @@ type pageGroup struct {
 	head  int64
 }
 
+// newGroupWalk starts a walk after cursor (from the first group when not valid).
+func newGroupWalk(s *sqlStore, on execer, queue string, cursor sql.NullString) *groupWalk {
+	return &groupWalk{s: s, on: on, queue: queue, cursor: cursor, after: cursor}
+}
+
 // next visits the next group, reading pages of size groups; false when the circle is complete.
 func (w *groupWalk) next(ctx context.Context, size int) (pageGroup, bool, error) {
 	for len(w.page) == 0 {
@@ -298,7 +301,7 @@ func (s *sqlStore) groupPage(ctx context.Context, on execer, p groupPageArgs) ([
 
 // eachReadyGroup calls fn with every group of the queue that has a ready job, in order.
 func (s *sqlStore) eachReadyGroup(ctx context.Context, on execer, queue string, fn func(group string) error) error {
-	walk := &groupWalk{s: s, on: on, queue: queue}
+	walk := newGroupWalk(s, on, queue, sql.NullString{})
 	for {
 		g, ok, err := walk.next(ctx, groupPageSize)
 		if err != nil || !ok {
@@ -357,7 +360,7 @@ type groupHead struct {
 
 // groupHeadSQL picks the head of one group, in (priority, available_at, id) order straight from
 // rr_jobs_group, followed by its LIMIT. Arguments: queue, group, then the limit's.
-const groupHeadSQL = `SELECT id, grp FROM rr_jobs
+const groupHeadSQL = `SELECT id FROM rr_jobs
 	WHERE queue = ? AND reserved_by IS NULL AND grp = ? AND available_at <= {now}
 	ORDER BY priority, available_at, id`
 
@@ -367,7 +370,7 @@ const groupHeadSQL = `SELECT id, grp FROM rr_jobs
 type unionMember struct{ open, limit, close string }
 
 // groupHeadsUnion picks the heads of several groups in one statement, a groupHeadSQL branch per
-// group joined with UNION ALL (at most maxGroupsPerClaim: SQLite allows 500). Columns: id, grp.
+// group joined with UNION ALL (at most maxGroupsPerClaim: SQLite allows 500). Column: id.
 func groupHeadsUnion(m unionMember, queue string, heads []groupHead) (string, []any) {
 	branches := make([]string, len(heads))
 	args := make([]any, 0, 3*len(heads))

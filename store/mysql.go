@@ -153,25 +153,11 @@ func mysqlClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, 
 	}
 	if len(pick) > 0 {
 		query, args := groupHeadsUnion(unionMember{open: `(`, limit: `?`, close: `)`}, c.queue, pick)
-		rows, err := s.query(ctx, tx, query, args...)
+		picked, err := s.ids(ctx, tx, query, args...)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var (
-				id    int64
-				group string
-			)
-			if err := rows.Scan(&id, &group); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+		ids = append(ids, picked...)
 	}
 	if len(ids) == 0 {
 		return nil, nil

@@ -102,9 +102,9 @@ func (s *sqlStore) Overflow(ctx context.Context, r OverflowRequest) ([]OverflowM
 	return moves, err
 }
 
-// groupOverSQL counts one group's ready jobs up to a cap, as a branch of groupsOver's statement:
-// a group of a million jobs costs cap index entries. Arguments: queue, group, cap.
-const groupOverSQL = `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM rr_jobs
+// groupReadyCountSQL counts one group's ready jobs up to a cap, in a branch of groupsOver's
+// statement: a group of a million jobs costs cap index entries. Arguments: queue, group, cap.
+const groupReadyCountSQL = `(SELECT COUNT(*) FROM (SELECT 1 FROM rr_jobs
 	WHERE queue = ? AND grp = ? AND reserved_by IS NULL AND available_at <= {now} LIMIT ?) capped)`
 
 // groupsOver says which of the groups have more than limit ready jobs, in one statement.
@@ -116,7 +116,7 @@ func (s *sqlStore) groupsOver(ctx context.Context, queue string, groups []string
 	args := make([]any, 0, 3*len(groups))
 	for i, g := range groups {
 		// The branch's number says which group a count is: UNION ALL does not promise the order.
-		branches[i] = `SELECT ` + strconv.Itoa(i) + ` AS branch, ` + strings.TrimPrefix(groupOverSQL, `SELECT `)
+		branches[i] = `SELECT ` + strconv.Itoa(i) + ` AS branch, ` + groupReadyCountSQL
 		args = append(args, queue, g, limit+1)
 	}
 	rows, err := s.query(ctx, s.r, strings.Join(branches, "\nUNION ALL\n"), args...)

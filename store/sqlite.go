@@ -50,11 +50,11 @@ const sqliteClaimSQL = `UPDATE rr_jobs
 
 // sqliteClaimHeads picks, reserves and returns the heads of groups in one statement.
 func sqliteClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error) {
-	pick, args := groupHeadsUnion(unionMember{open: `SELECT id, grp FROM (`, limit: `? + 0`, close: `) head`}, c.queue, heads)
+	pick, args := groupHeadsUnion(unionMember{open: `SELECT id FROM (`, limit: `? + 0`, close: `) head`}, c.queue, heads)
 	// One statement under SQLite's one writer: nothing can move or take a row between the pick and
 	// the update, so no condition beyond the ids (one on the queue would tempt the planner to scan
 	// the queue's index instead of looking the ids up).
-	rows, err := s.query(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (SELECT id FROM (`+pick+`) picked)
+	rows, err := s.query(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+pick+`)
 		RETURNING `+claimedColumns+`, grp`, append([]any{c.node, c.token, c.leaseMs}, args...)...)
 	if err != nil {
 		return nil, err

@@ -56,7 +56,8 @@ type dialect struct {
 	insertIgnore func(into string) string
 	// groupPage lists a page of a queue's groups in order, each with whether it has a ready job
 	// (groups with only delayed or reserved jobs may be left out or listed as not ready); fewer
-	// rows than asked: the last group was reached. Its columns: grp, ready.
+	// rows than asked: the last group was reached. Its columns: grp, ready, and the id of the
+	// group's first ready job where the statement reads it (NULL otherwise).
 	groupPage func(p groupPageArgs) (query string, args []any)
 	// groupClaimSetup runs first in a group claim's transaction ("" for none).
 	groupClaimSetup string
