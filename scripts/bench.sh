@@ -10,4 +10,4 @@ servers_env=$(scripts/db-servers.sh start)  # an assignment, so that set -e stop
 eval "$servers_env"
 trap 'scripts/db-servers.sh stop' EXIT
 export SQLJOBS_POSTGRES_DSN SQLJOBS_MYSQL_DSN
-(cd cmd/rr && go run ./bench "$@")
+(cd bench && go run . "$@")

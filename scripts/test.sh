@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: unit tests, the store conformance suite and the integration suites on SQLite,
-# PostgreSQL and MariaDB (throwaway servers on loopback), and the rr binary's tests.
+# PostgreSQL and MariaDB (throwaway servers on loopback), the rr binary's tests, and the benchmark's
+# own (its charts and report).
 # The suites that run the real spiral/roadrunner-jobs PHP client find it through RR_PHP_CLIENT
 # (default: ../shared/php-client when it exists).
 set -euo pipefail
@@ -16,9 +17,10 @@ fi
 export RR_PHP_CLIENT=${RR_PHP_CLIENT:-}
 
 status=0
-go vet ./... && (cd tests && go vet ./...) && (cd cmd/rr && go vet ./...) || status=1
+go vet ./... && (cd tests && go vet ./...) && (cd cmd/rr && go vet ./...) && (cd bench && go vet ./...) || status=1
 for php in tests/php/*.php examples/*.php; do php -l "$php" >/dev/null || status=1; done
 go test -race -count=1 ./... || status=1
 (cd tests && go test -race -count=1 -timeout 45m ./...) || status=1
 (cd cmd/rr && go test -count=1 -timeout 20m ./...) || status=1
+(cd bench && go test -count=1 ./...) || status=1
 exit $status

@@ -7,7 +7,7 @@
 // margins of some targets, so each drain is measured in several rounds, the drivers' rounds
 // interleaved, and the median is reported beside every round.
 //
-//	make bench     (starts the database servers, then: cd cmd/rr && go run ./bench)
+//	make bench     (starts the database servers, then: cd bench && go run .)
 package main
 
 import (
@@ -98,7 +98,7 @@ func main() {
 	flag.IntVar(&st.rounds, "rounds", 5, "drain rounds per driver (interleaved); the median is reported")
 	flag.IntVar(&st.windows, "windows", 5, "measured windows per backlog; the median is reported")
 	backlogs := flag.String("backlogs", "10000,100000,1000000", "backlog sizes (jobs queued behind the measured windows)")
-	out := flag.String("out", "../../docs/bench", "where to write results.md and the charts")
+	out := flag.String("out", "../docs/bench", "where to write results.md and the charts")
 	only := flag.String("only", "", "run only the targets whose name matches this regular expression, e.g. '^(memory|sql/sqlite)$' (for profiling)")
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
 	groupsOnly := flag.Bool("groups-only", false, "run only the fairness rows (group_by) and write groups.md")
@@ -118,9 +118,10 @@ func main() {
 		st.backlogs = append(st.backlogs, n)
 	}
 
-	root, _ := filepath.Abs("../..")
+	root, _ := filepath.Abs("..")
 	bin := filepath.Join(os.TempDir(), "rr-bench")
 	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join(root, "cmd/rr")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if o, err := build.CombinedOutput(); err != nil {
 		fail("build rr: %v\n%s", err, o)
