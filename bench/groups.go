@@ -168,30 +168,6 @@ func groupBacklog(bin, root string, tg target, st settings, jobs, groups int) (r
 	return rate, claimMs, nil
 }
 
-// insertColumns is a multi-row INSERT into rr_jobs of cols with placeholders for rows rows.
-func insertColumns(dialect string, cols []string, rows int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO rr_jobs (" + strings.Join(cols, ", ") + ") VALUES ")
-	for row := range rows {
-		if row > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(")
-		for col := range cols {
-			if col > 0 {
-				b.WriteString(", ")
-			}
-			if dialect == "postgres" {
-				fmt.Fprintf(&b, "$%d", row*len(cols)+col+1)
-			} else {
-				b.WriteString("?")
-			}
-		}
-		b.WriteString(")")
-	}
-	return b.String()
-}
-
 // tenantWait queues 20,000 jobs of tenant bob while paused, resumes, and pushes 200 jobs of tenant
 // alice, one every 10 ms: alice's waits (push to the worker's record), p50 and p99.
 func tenantWait(bin, root string, tg target, st settings) (p50, p99 time.Duration, err error) {
