@@ -17,6 +17,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
+//go:generate go run ./internal/schemagen -out ../schema
+
 //go:embed migrations
 var migrationFS embed.FS
 
@@ -58,20 +60,67 @@ func Migrations(dialectName string) ([]Migration, error) {
 const schemaMigrationsDDL = `CREATE TABLE IF NOT EXISTS rr_schema_migrations (
 	version INTEGER PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)`
 
+// appliedAtSQL is the database's clock in unix milliseconds, for the applied_at of a version row
+// written by hand (the driver writes its own clock there).
+var appliedAtSQL = map[string]string{
+	"sqlite":   `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`,
+	"postgres": `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`,
+	"mysql":    `CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)`,
+}
+
 // SchemaSQL is the whole schema of a dialect as one script, with the bookkeeping rows, for a DBA
-// who applies it by hand (connection option `migrate: false`).
+// who applies it by hand (connection option `migrate: false`): each migration followed by the
+// rr_schema_migrations row the driver writes for it, so that a later start with `migrate: true`
+// applies only the migrations added since.
 func SchemaSQL(dialectName string) (string, error) {
 	migrations, err := Migrations(dialectName)
 	if err != nil {
 		return "", err
 	}
+	now, ok := appliedAtSQL[dialectName]
+	if !ok || len(migrations) == 0 {
+		return "", fmt.Errorf("no schema for dialect %q", dialectName)
+	}
 	var b strings.Builder
+	fmt.Fprintf(&b, "-- The sql jobs driver's schema for %s: migrations %04d to %04d, each followed by the row that\n"+
+		"-- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.\n\n",
+		dialectName, migrations[0].Version, migrations[len(migrations)-1].Version)
 	b.WriteString(schemaMigrationsDDL + ";\n\n")
 	for _, m := range migrations {
-		fmt.Fprintf(&b, "-- %s\n%s\nINSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (%d, '%s', 0);\n\n",
-			m.Name, strings.TrimSpace(m.SQL), m.Version, m.Name)
+		if strings.ContainsAny(m.Name, `'\`) {
+			return "", fmt.Errorf("migration file %s: a quote in its name", m.Name)
+		}
+		fmt.Fprintf(&b, "-- %s\n%s\nINSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (%d, '%s', %s);\n\n",
+			m.Name, strings.TrimSpace(m.SQL), m.Version, m.Name, now)
 	}
 	return b.String(), nil
+}
+
+// SchemaFiles are the files of the repository's schema/ directory, by name (sqlite.sql, ...): the
+// SchemaSQL of every dialect under a header that says where it comes from.
+func SchemaFiles() (map[string]string, error) {
+	dirs, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	files := make(map[string]string, len(dirs))
+	for _, d := range dirs {
+		script, err := SchemaSQL(d.Name())
+		if err != nil {
+			return nil, err
+		}
+		files[d.Name()+".sql"] = fmt.Sprintf("-- Generated from store/migrations/%s by store/internal/schemagen: do not edit.\n"+
+			"-- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.\n"+
+			"-- Apply to an empty database: %s\n\n", d.Name(), applyHint[d.Name()]) + script
+	}
+	return files, nil
+}
+
+// applyHint is how a DBA applies a schema file, stopping at the first error.
+var applyHint = map[string]string{
+	"sqlite":   "sqlite3 -bail jobs.db < schema/sqlite.sql",
+	"postgres": "psql -v ON_ERROR_STOP=1 --single-transaction -d DATABASE -f schema/postgres.sql",
+	"mysql":    "mysql DATABASE < schema/mysql.sql",
 }
 
 // Nodes starting at once take a lock first (advisory lock, GET_LOCK, SQLite's write lock).
@@ -220,8 +269,8 @@ func (s *sqlStore) prepareSchema(ctx context.Context, migrate bool) error {
 	var applied int
 	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM rr_schema_migrations`).Scan(&applied)
 	if err != nil || applied < len(migrations) {
-		return fmt.Errorf("migrate is off and the schema lacks migrations (%d of %d applied): apply the SQL printed by `rr schema %s`, or set migrate: true",
-			applied, len(migrations), s.d.name)
+		return fmt.Errorf("migrate is off and the schema lacks migrations (%d of %d applied): apply schema/%s.sql of github.com/rr-sql/sqljobs at the version rr was built with (what `rr schema %s` prints), or set migrate: true",
+			applied, len(migrations), s.d.name, s.d.name)
 	}
 	return nil
 }

@@ -1,0 +1,107 @@
+-- Generated from store/migrations/sqlite by store/internal/schemagen: do not edit.
+-- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
+-- Apply to an empty database: sqlite3 -bail jobs.db < schema/sqlite.sql
+
+-- The sql jobs driver's schema for sqlite: migrations 0001 to 0004, each followed by the row that
+-- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
+
+CREATE TABLE IF NOT EXISTS rr_schema_migrations (
+	version INTEGER PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL);
+
+-- 0001_init.sql
+-- Jobs waiting, delayed or reserved. A row is deleted when its job is acknowledged.
+CREATE TABLE rr_jobs (
+    id           INTEGER PRIMARY KEY,            -- insertion order: FIFO within a priority
+    queue        TEXT    NOT NULL,
+    job_id       TEXT    NOT NULL,               -- the id given by the pusher
+    name         TEXT    NOT NULL,               -- the job name (usually a PHP class)
+    payload      BLOB    NOT NULL,
+    headers      TEXT    NOT NULL DEFAULT '{}',  -- JSON object of string -> array of strings
+    priority     INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,               -- unix milliseconds; in the future = delayed
+    created_at   INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,     -- deliveries so far
+    last_error   TEXT,                           -- why the previous delivery failed
+    auto_ack     INTEGER NOT NULL DEFAULT 0,
+    reserved_by  TEXT,                           -- node id holding the job; NULL = ready or delayed
+    claim_token  INTEGER,                        -- fences ack/nack/requeue to the claim that holds the job
+    reserved_at  INTEGER,
+    lease_until  INTEGER                           -- hard deadline of the claim, extended while the job runs
+);
+
+-- The claim reads this index as one range in (priority, available_at, id) order.
+CREATE INDEX rr_jobs_claim ON rr_jobs (queue, priority, available_at, id) WHERE reserved_by IS NULL;
+-- Counting and recovering reserved jobs.
+CREATE INDEX rr_jobs_reserved ON rr_jobs (queue, reserved_by) WHERE reserved_by IS NOT NULL;
+
+-- Jobs that were rejected or failed: kept until retried or deleted.
+CREATE TABLE rr_failed_jobs (
+    id        INTEGER PRIMARY KEY,
+    queue     TEXT    NOT NULL,
+    job_id    TEXT    NOT NULL,
+    name      TEXT    NOT NULL,
+    payload   BLOB    NOT NULL,
+    headers   TEXT    NOT NULL DEFAULT '{}',
+    priority  INTEGER NOT NULL,
+    attempts  INTEGER NOT NULL,
+    error     TEXT    NOT NULL,
+    failed_at INTEGER NOT NULL
+);
+CREATE INDEX rr_failed_jobs_queue ON rr_failed_jobs (queue, id);
+CREATE INDEX rr_failed_jobs_failed_at ON rr_failed_jobs (failed_at);
+
+-- One row per running RoadRunner process (fresh id per start); a stale heartbeat means dead.
+CREATE TABLE rr_nodes (
+    id           TEXT    PRIMARY KEY,
+    host         TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+);
+
+-- Pipelines created at runtime with jobs.Declare, re-created when rr starts again.
+CREATE TABLE rr_pipelines (
+    name       TEXT    PRIMARY KEY,
+    options    TEXT    NOT NULL,              -- JSON object: the declared options (strings)
+    consuming  INTEGER NOT NULL DEFAULT 0,
+    updated_at BIGINT  NOT NULL
+);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (1, '0001_init.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
+-- 0003_delivery_counts.sql
+-- A delivery is counted when the job reaches a worker, not when it is claimed, and a requeue the
+-- worker asks for is not a failure. `attempts` counts deliveries; `failures` counts those that
+-- ended without an answer (what max_attempts caps); `delivered_at` marks a claim that reached a
+-- worker, so that the claim of a node that dies counts as a delivery without an answer.
+ALTER TABLE rr_jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rr_jobs ADD COLUMN delivered_at INTEGER;
+-- Until now every claim counted against max_attempts: keep those counts.
+UPDATE rr_jobs SET failures = attempts;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (3, '0003_delivery_counts.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
+-- 0004_groups.sql
+-- Fair scheduling across the groups of a queue (pipeline option group_by). `grp` is the job's
+-- group (the first value of the group_by header, '' without it); NULL for pipelines without
+-- group_by, so their rows stay out of the group index and their pushes pay nothing for it.
+ALTER TABLE rr_jobs ADD COLUMN grp TEXT;
+-- The group claim walks this index: the next group after a cursor with a waiting job (one probe
+-- per group), then a group's head jobs in (priority, available_at, id) order.
+CREATE INDEX rr_jobs_group ON rr_jobs (queue, grp, priority, available_at, id) WHERE reserved_by IS NULL AND grp IS NOT NULL;
+-- One row per queue with group_by: it keeps the round-robin cursor and the overflow check's lease.
+CREATE TABLE rr_queues (
+    queue       TEXT    PRIMARY KEY,
+    cursor_grp  TEXT,
+    overflow_at INTEGER NOT NULL DEFAULT 0
+);
+-- Groups routed to an overflow pipeline: their waiting jobs were moved to target_queue, and their
+-- new pushes go there while they have jobs waiting there.
+CREATE TABLE rr_overflow (
+    queue        TEXT    NOT NULL,
+    grp          TEXT    NOT NULL,
+    target_queue TEXT    NOT NULL,
+    since        INTEGER NOT NULL,
+    moved        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, grp)
+);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (4, '0004_groups.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
