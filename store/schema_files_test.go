@@ -307,6 +307,21 @@ func schemaSnapshot(t *testing.T, dialect string, db *sql.DB) []string {
 				out = append(out, table+": "+strings.TrimSuffix(strings.TrimSpace(line), ","))
 			}
 		}
+		rows, err = db.QueryContext(ctx, `SELECT CONCAT_WS(' ', trigger_name, action_timing, event_manipulation, event_object_table, action_statement)
+			FROM information_schema.triggers WHERE trigger_schema = DATABASE() ORDER BY trigger_name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var trigger string
+			if err := rows.Scan(&trigger); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, "trigger "+trigger)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
 		return out
 	}
 	var out []string
