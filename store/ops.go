@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"regexp"
 	"slices"
@@ -108,116 +109,31 @@ func (s *sqlStore) groupFilter(g Group) (string, []any, error) {
 	return " AND " + s.headerExpr() + " = ?", []any{s.headerPath(g.Header), g.Value}, nil
 }
 
-func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) {
-	var st QueueStats
-	c, err := s.Counts(ctx, queue)
-	if err != nil {
-		return st, err
-	}
-	st.Counts = c
-	if st.Failed, err = s.FailedCount(ctx, queue); err != nil {
-		return st, err
-	}
-	var age *int64
-	err = s.queryRow(ctx, s.r, `SELECT {now} - MIN(available_at) FROM rr_jobs
-		WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}`, queue).Scan(&age)
-	if err != nil {
-		return st, fmt.Errorf("oldest ready job of queue %s: %w", queue, err)
-	}
-	if age != nil {
-		st.OldestReady = time.Duration(*age) * time.Millisecond
-	}
-	return st, nil
-}
-
-func (s *sqlStore) CountGroups(ctx context.Context, queue string) ([]GroupCount, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	// The groups with jobs here, and those in overflow (their jobs wait in the target).
-	rows, err := s.query(ctx, s.r, `SELECT g, SUM(n_ready), SUM(n_delayed), SUM(n_reserved), MAX(target) FROM (
-			SELECT grp AS g,
-				CASE WHEN reserved_by IS NULL AND available_at <= {now} THEN 1 ELSE 0 END AS n_ready,
-				CASE WHEN reserved_by IS NULL AND available_at > {now} THEN 1 ELSE 0 END AS n_delayed,
-				CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END AS n_reserved,
-				'' AS target
-			FROM rr_jobs WHERE queue = ? AND grp IS NOT NULL
-			UNION ALL
-			SELECT grp, 0, 0, 0, target_queue FROM rr_overflow WHERE queue = ?) t
-		GROUP BY g ORDER BY g`, queue, queue)
-	if err != nil {
-		return nil, fmt.Errorf("count queue %s by group: %w", queue, err)
-	}
-	defer rows.Close()
-	var out []GroupCount
-	for rows.Next() {
-		var g GroupCount
-		if err := rows.Scan(&g.Value, &g.Ready, &g.Delayed, &g.Reserved, &g.OverflowTo); err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
-}
-
-func (s *sqlStore) CountByHeader(ctx context.Context, queue, header string) ([]GroupCount, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	if !HeaderName.MatchString(header) {
-		return nil, fmt.Errorf("header name %q: use 1-128 letters, digits, '_', '-' or '.'", header)
-	}
-	expr := s.headerExpr()
-	rows, err := s.query(ctx, s.r, `SELECT g,
-			SUM(CASE WHEN reserved_by IS NULL AND available_at <= {now} THEN 1 ELSE 0 END),
-			SUM(CASE WHEN reserved_by IS NULL AND available_at > {now} THEN 1 ELSE 0 END),
-			SUM(CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END)
-		FROM (SELECT `+expr+` AS g, reserved_by, available_at FROM rr_jobs WHERE queue = ?) t
-		GROUP BY g ORDER BY g`, s.headerPath(header), queue)
-	if err != nil {
-		return nil, fmt.Errorf("count queue %s by header %s: %w", queue, header, err)
-	}
-	defer rows.Close()
-	var out []GroupCount
-	for rows.Next() {
-		var (
-			g     GroupCount
-			value *string
-		)
-		if err := rows.Scan(&value, &g.Ready, &g.Delayed, &g.Reserved); err != nil {
-			return nil, err
-		}
-		if value != nil {
-			g.Value = *value
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
-}
+// opBatch is how many rows one statement of Flush or Move writes: each batch is its own short
+// transaction, so that pushes and claims run between batches instead of waiting seconds behind
+// one statement over a million rows (SQLite's single writer, PostgreSQL's and InnoDB's row locks).
+const opBatch = 1000
 
 func (s *sqlStore) Flush(ctx context.Context, queue string, g Group) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	filter, args, err := s.groupFilter(g)
+	n, err := s.inBatches(ctx, queue, g, func(ids []int64) (sql.Result, error) {
+		return s.exec(ctx, s.w, `DELETE FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND id IN (`+marks(len(ids))+`)`,
+			append([]any{queue}, anySlice(ids)...)...)
+	})
 	if err != nil {
-		return 0, err
+		return n, fmt.Errorf("flush queue %s (%d jobs deleted): %w", queue, n, err)
 	}
-	res, err := s.exec(ctx, s.w, `DELETE FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`+filter,
-		append([]any{queue}, args...)...)
-	if err != nil {
-		return 0, fmt.Errorf("flush queue %s: %w", queue, err)
-	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g Group, regroup string) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	filter, args, err := s.groupFilter(g)
-	if err != nil {
-		return 0, err
+	if from == to {
+		return 0, fmt.Errorf("move jobs from %s to itself: name another queue", from)
 	}
 	set, lead := "queue = ?", []any{to}
 	if priority != nil {
@@ -229,12 +145,47 @@ func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g
 		}
 		set, lead = set+", grp = COALESCE("+s.headerExpr()+", '')", append(lead, s.headerPath(regroup))
 	}
-	all := append(append(lead, from), args...)
-	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL`+filter, all...)
+	n, err := s.inBatches(ctx, from, g, func(ids []int64) (sql.Result, error) {
+		args := append(append(slices.Clone(lead), from), anySlice(ids)...)
+		return s.exec(ctx, s.w, `UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL AND id IN (`+marks(len(ids))+`)`, args...)
+	})
 	if err != nil {
-		return 0, fmt.Errorf("move jobs from %s to %s: %w", from, to, err)
+		return n, fmt.Errorf("move jobs from %s to %s (%d moved): %w", from, to, n, err)
 	}
-	return res.RowsAffected()
+	return n, nil
+}
+
+// inBatches applies write to the waiting jobs of a queue (of one group when g is set), opBatch
+// ids at a time, until none is left of those queued when it began (jobs pushed meanwhile stay:
+// a flush under a steady stream of pushes ends). The write re-checks queue and reserved_by: a job
+// claimed or moved between the read and the write is left alone. Returns the rows written.
+func (s *sqlStore) inBatches(ctx context.Context, queue string, g Group, write func(ids []int64) (sql.Result, error)) (int64, error) {
+	filter, args, err := s.groupFilter(g)
+	if err != nil {
+		return 0, err
+	}
+	var last *int64
+	if err := s.queryRow(ctx, s.w, `SELECT MAX(id) FROM rr_jobs`).Scan(&last); err != nil || last == nil {
+		return 0, err
+	}
+	pick := `SELECT id FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND id <= ?` + filter + ` LIMIT ?`
+	pickArgs := append(append([]any{queue, *last}, args...), opBatch)
+	var total int64
+	for {
+		ids, err := s.ids(ctx, s.r, pick, pickArgs...) // a reader: SQLite's writer is held by the writes alone
+		if err != nil || len(ids) == 0 {
+			return total, err
+		}
+		res, err := write(ids)
+		if err != nil {
+			return total, err
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if len(ids) < opBatch {
+			return total, nil
+		}
+	}
 }
 
 func (s *sqlStore) ListFailed(ctx context.Context, queue string, afterID int64, limit int) ([]FailedJob, error) {

@@ -577,7 +577,7 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, r Requeue) (bool, error
 		failed = 1
 	}
 	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs
-		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, last_error = ?
+		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, queued_at = {now}, last_error = ?
 		WHERE id = ? AND claim_token = ?`, failed, h, r.Delay.Milliseconds(), nullIfEmpty(r.LastError), f.Row, f.Token)
 	if err != nil {
 		return false, fmt.Errorf("requeue: %w", err)
@@ -620,38 +620,6 @@ func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, deliveries 
 		return false, fmt.Errorf("fail job: commit: %w", err)
 	}
 	return true, nil
-}
-
-func (s *sqlStore) Counts(ctx context.Context, queue string) (Counts, error) {
-	var c Counts
-	if err := s.check(); err != nil {
-		return c, err
-	}
-	// Two index-only counts: the claim index for ready/delayed, the reserved index for reserved.
-	err := s.queryRow(ctx, s.r, `SELECT
-			COALESCE(SUM(CASE WHEN available_at <= {now} THEN 1 ELSE 0 END), 0),
-			COALESCE(SUM(CASE WHEN available_at > {now} THEN 1 ELSE 0 END), 0)
-		FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL`, queue).Scan(&c.Ready, &c.Delayed)
-	if err != nil {
-		return c, fmt.Errorf("count jobs of queue %s: %w", queue, err)
-	}
-	err = s.queryRow(ctx, s.r, `SELECT COUNT(*) FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL`, queue).Scan(&c.Reserved)
-	if err != nil {
-		return c, fmt.Errorf("count reserved jobs of queue %s: %w", queue, err)
-	}
-	return c, nil
-}
-
-func (s *sqlStore) FailedCount(ctx context.Context, queue string) (int64, error) {
-	if err := s.check(); err != nil {
-		return 0, err
-	}
-	var n int64
-	err := s.queryRow(ctx, s.r, `SELECT COUNT(*) FROM rr_failed_jobs WHERE queue = ?`, queue).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count failed jobs of queue %s: %w", queue, err)
-	}
-	return n, nil
 }
 
 func (s *sqlStore) RegisterNode(ctx context.Context, n Node) error {

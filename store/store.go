@@ -158,6 +158,9 @@ type Store interface {
 	Counts(ctx context.Context, queue string) (Counts, error)
 	// FailedCount is the number of failed jobs of a queue.
 	FailedCount(ctx context.Context, queue string) (int64, error)
+	// FoldCounts merges the count rows of delays that have passed (run now and then): the counts
+	// stay a few rows per queue. Returns the rows merged.
+	FoldCounts(ctx context.Context) (int64, error)
 
 	// RegisterNode records a starting node.
 	RegisterNode(ctx context.Context, n Node) error

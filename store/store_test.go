@@ -64,7 +64,7 @@ func serverDSN(t testing.TB, env string) string {
 // (the integration suites use databases of their own).
 func emptied(t testing.TB, s Store) Store {
 	db := s.(*sqlStore).w
-	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines", "rr_queues", "rr_overflow"} {
+	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines", "rr_queues", "rr_overflow", "rr_job_counts"} {
 		if _, err := db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func elapse(t testing.TB, s Store, d time.Duration) {
 		n     int
 	}{
 		{`UPDATE rr_jobs SET available_at = available_at - ?, created_at = created_at - ?, lease_until = lease_until - ?,
-			reserved_at = reserved_at - ?, delivered_at = delivered_at - ?`, 5},
+			reserved_at = reserved_at - ?, delivered_at = delivered_at - ?, queued_at = queued_at - ?`, 6},
 		{`UPDATE rr_nodes SET heartbeat_at = heartbeat_at - ?, started_at = started_at - ?`, 2},
 		{`UPDATE rr_failed_jobs SET failed_at = failed_at - ?`, 1},
 	} {
@@ -715,9 +715,11 @@ func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		st := s.(*sqlStore)
 		drop := []string{"DROP TABLE rr_jobs", "DROP TABLE rr_failed_jobs", "DROP TABLE rr_nodes", "DROP TABLE rr_pipelines", "DROP TABLE rr_schema_migrations",
-			"DROP TABLE rr_queues", "DROP TABLE rr_overflow"}
+			"DROP TABLE rr_queues", "DROP TABLE rr_overflow", "DROP TABLE rr_job_counts"}
 		if s.Dialect() == "postgres" {
-			drop = append(drop, "DROP FUNCTION rr_jobs_notify CASCADE")
+			for _, f := range []string{"rr_jobs_notify", "rr_jobs_count_insert", "rr_jobs_count_update", "rr_jobs_count_delete", "rr_failed_jobs_count"} {
+				drop = append(drop, "DROP FUNCTION IF EXISTS "+f+" CASCADE")
+			}
 		}
 		for _, q := range drop {
 			if _, err := st.w.ExecContext(ctx, q); err != nil {
@@ -738,6 +740,7 @@ func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
 		if err := st.migrate(ctx); err != nil {
 			t.Fatalf("upgrade again: %v", err)
 		}
+		exact(t, s, "after the upgrade (migration 0006 counts the rows already queued)", "q")
 		got, err := claim(s, "q", "n", 1)
 		if err != nil || len(got) != 1 || got[0].JobID != "old" || got[0].Deliveries != 2 || got[0].Failures != 2 {
 			t.Fatalf("the job from before the upgrade = %+v, %v; want 2 deliveries that count as 2 failures", got, err)

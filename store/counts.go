@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// A queue's counts come from rr_job_counts, which the triggers of migration 0006 keep in step with
+// every write to rr_jobs and rr_failed_jobs, in the writing statement: reading them costs the
+// same with ten jobs queued or a million, and no crash can leave them behind the rows. Ready and
+// delayed are told apart by bucket (see the migration): a delayed job counts as ready from the
+// first whole second at or after its due time.
+
+// Counts reports a queue's jobs by state.
+func (s *sqlStore) Counts(ctx context.Context, queue string) (Counts, error) {
+	var c Counts
+	if err := s.check(); err != nil {
+		return c, err
+	}
+	var failed int64
+	if err := s.readCounts(ctx, queue, &c, &failed); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// FailedCount is the number of failed jobs of a queue.
+func (s *sqlStore) FailedCount(ctx context.Context, queue string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var (
+		c      Counts
+		failed int64
+	)
+	if err := s.readCounts(ctx, queue, &c, &failed); err != nil {
+		return 0, err
+	}
+	return failed, nil
+}
+
+func (s *sqlStore) readCounts(ctx context.Context, queue string, c *Counts, failed *int64) error {
+	err := s.queryRow(ctx, s.r, `SELECT
+			COALESCE(SUM(CASE WHEN bucket * 1000 <= {now} THEN waiting ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN bucket * 1000 > {now} THEN waiting ELSE 0 END), 0),
+			COALESCE(SUM(reserved), 0), COALESCE(SUM(failed), 0)
+		FROM rr_job_counts WHERE queue = ?`, queue).Scan(&c.Ready, &c.Delayed, &c.Reserved, failed)
+	if err != nil {
+		return fmt.Errorf("count jobs of queue %s: %w", queue, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) {
+	var st QueueStats
+	if err := s.check(); err != nil {
+		return st, err
+	}
+	if err := s.readCounts(ctx, queue, &st.Counts, &st.Failed); err != nil {
+		return st, err
+	}
+	if st.Ready == 0 {
+		return st, nil
+	}
+	// The oldest ready job is the first due entry of some priority in the claim index: one probe
+	// per priority in use (a loose index scan), not a walk over the backlog.
+	var age *int64
+	err := s.queryRow(ctx, s.r, `WITH RECURSIVE prio (p) AS (
+			SELECT MIN(priority) FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL
+			UNION ALL
+			SELECT (SELECT MIN(priority) FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND priority > prio.p)
+			FROM prio WHERE prio.p IS NOT NULL)
+		SELECT {now} - MIN((SELECT MIN(available_at) FROM rr_jobs
+			WHERE queue = ? AND reserved_by IS NULL AND priority = prio.p AND available_at <= {now}))
+		FROM prio WHERE prio.p IS NOT NULL`, queue, queue, queue).Scan(&age)
+	if err != nil {
+		return st, fmt.Errorf("oldest ready job of queue %s: %w", queue, err)
+	}
+	if age != nil {
+		st.OldestReady = time.Duration(*age) * time.Millisecond
+	}
+	return st, nil
+}
+
+// FoldCounts moves the counts of the buckets whose second has passed into bucket 0 (their jobs
+// are ready either way), so that a count reads a few rows per queue however the delays spread.
+// Sums are unchanged: a later decrement of a folded bucket's job writes a negative row that the
+// next fold folds again. Returns the rows folded.
+func (s *sqlStore) FoldCounts(ctx context.Context) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var now int64
+	if err := s.queryRow(ctx, s.w, `SELECT {now}`).Scan(&now); err != nil {
+		return 0, fmt.Errorf("fold counts: %w", err)
+	}
+	cut := now/1000 - 1 // buckets before the current second
+	rows, err := s.query(ctx, s.w, `SELECT DISTINCT queue FROM rr_job_counts WHERE bucket > 0 AND bucket <= ?`, cut)
+	if err != nil {
+		return 0, fmt.Errorf("fold counts: %w", err)
+	}
+	var queues []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("fold counts: %w", err)
+		}
+		queues = append(queues, q)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("fold counts: %w", err)
+	}
+	var folded int64
+	for _, q := range queues {
+		var n int64
+		err := retryConflicts(ctx, func() (err error) {
+			n, err = s.foldQueue(ctx, q, cut)
+			return err
+		})
+		if err != nil {
+			return folded, fmt.Errorf("fold counts of queue %s: %w", q, err)
+		}
+		folded += n
+	}
+	return folded, nil
+}
+
+type countKey struct{ bucket, stripe int64 }
+
+// foldQueue folds one queue's past buckets in one transaction. It locks the queue's bucket 0 rows
+// before the others, the order in which the triggers lock them (keys ascending), and deletes
+// exactly the rows it summed, each locked since it was read.
+func (s *sqlStore) foldQueue(ctx context.Context, queue string, cut int64) (int64, error) {
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := s.exec(ctx, tx, `SELECT stripe FROM rr_job_counts WHERE queue = ? AND bucket = 0 ORDER BY stripe`+s.d.forUpdate, queue); err != nil {
+		return 0, err
+	}
+	rows, err := s.query(ctx, tx, `SELECT bucket, stripe, waiting, reserved FROM rr_job_counts
+		WHERE queue = ? AND bucket > 0 AND bucket <= ? ORDER BY bucket, stripe`+s.d.forUpdate, queue, cut)
+	if err != nil {
+		return 0, err
+	}
+	type sums struct{ waiting, reserved int64 }
+	byStripe := map[int64]sums{}
+	var keys []countKey
+	for rows.Next() {
+		var (
+			k    countKey
+			w, r int64
+		)
+		if err := rows.Scan(&k.bucket, &k.stripe, &w, &r); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		keys = append(keys, k)
+		t := byStripe[k.stripe]
+		byStripe[k.stripe] = sums{t.waiting + w, t.reserved + r}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for stripe, t := range byStripe {
+		if err := s.addToBucketZero(ctx, tx, queue, stripe, t.waiting, t.reserved); err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range keys {
+		if _, err := s.exec(ctx, tx, `DELETE FROM rr_job_counts WHERE queue = ? AND bucket = ? AND stripe = ?`, queue, k.bucket, k.stripe); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(keys)), tx.Commit()
+}
+
+func (s *sqlStore) addToBucketZero(ctx context.Context, tx *sql.Tx, queue string, stripe, waiting, reserved int64) error {
+	res, err := s.exec(ctx, tx, `UPDATE rr_job_counts SET waiting = waiting + ?, reserved = reserved + ?
+		WHERE queue = ? AND bucket = 0 AND stripe = ?`, waiting, reserved, queue, stripe)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	_, err = s.exec(ctx, tx, `INSERT INTO rr_job_counts (queue, bucket, stripe, waiting, reserved) VALUES (?, 0, ?, ?, ?)`,
+		queue, stripe, waiting, reserved)
+	return err
+}
