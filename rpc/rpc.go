@@ -118,9 +118,13 @@ func (s *Service) Stats(in *StatsRequest, out *StatsResponse) error {
 
 // GroupsRequest asks for a pipeline's jobs counted by the first value of a header; without a
 // header, a group_by pipeline's jobs are counted by their group.
+// Pages go in value order: After is the last value of the previous page ("" for the first page).
 type GroupsRequest struct {
 	Pipeline string `json:"pipeline"`
 	Header   string `json:"header"`
+	After    string `json:"after"`
+	// Limit is the page size (default 100, at most 1000).
+	Limit int `json:"limit"`
 }
 
 // GroupStats are the counts of one header value ("" = jobs without the header).
@@ -134,16 +138,27 @@ type GroupStats struct {
 	Overflow string `json:"overflow,omitempty"`
 }
 
-// GroupsResponse lists the groups in value order.
+// GroupsResponse is one page of groups in value order; NextAfter is the After of the next page,
+// "" on the last page.
 type GroupsResponse struct {
-	Groups []GroupStats `json:"groups"`
+	Groups    []GroupStats `json:"groups"`
+	NextAfter string       `json:"next_after"`
 }
 
-// Groups counts a pipeline's jobs per value of a header (a tenant, a message group, ...).
+// Groups counts a pipeline's jobs per value of a header (a tenant, a message group, ...), a page at
+// a time. A group_by pipeline's groups are counted through its group index, a page's groups alone;
+// any other header's values are read from every job of the pipeline, at each page.
 func (s *Service) Groups(in *GroupsRequest, out *GroupsResponse) error {
 	t, err := s.target(in.Pipeline)
 	if err != nil {
 		return err
+	}
+	limit := in.Limit
+	switch {
+	case limit == 0:
+		limit = 100
+	case limit < 0 || limit > 1000:
+		return fmt.Errorf("limit %d: use 1 to 1000", limit)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
@@ -152,12 +167,12 @@ func (s *Service) Groups(in *GroupsRequest, out *GroupsResponse) error {
 	case in.Header == "" && t.GroupBy == "":
 		return fmt.Errorf("header is required: pipeline %s has no group_by; name the header whose first value names the group", t.Pipeline)
 	case in.Header == "" || in.Header == t.GroupBy:
-		groups, err = t.Store.CountGroups(ctx, t.Queue) // the stored group column, and the overflow
+		groups, err = t.Store.CountGroups(ctx, t.Queue, in.After, limit) // the stored group column, and the overflow
 	default:
 		if _, err = s.group(in.Header, ""); err != nil {
 			return err
 		}
-		groups, err = t.Store.CountByHeader(ctx, t.Queue, in.Header)
+		groups, err = t.Store.CountByHeader(ctx, t.Queue, in.Header, in.After, limit)
 	}
 	if err != nil {
 		return err
@@ -165,6 +180,11 @@ func (s *Service) Groups(in *GroupsRequest, out *GroupsResponse) error {
 	out.Groups = []GroupStats{}
 	for _, g := range groups {
 		out.Groups = append(out.Groups, GroupStats{Value: g.Value, Ready: g.Ready, Delayed: g.Delayed, Reserved: g.Reserved, Overflow: g.OverflowTo})
+	}
+	out.NextAfter = ""
+	// A full page (a page of one that holds the "" group holds the next group too).
+	if len(groups) >= limit {
+		out.NextAfter = groups[len(groups)-1].Value
 	}
 	return nil
 }

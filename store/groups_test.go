@@ -369,7 +369,7 @@ func TestGroupsAreCountedAndMovedByColumn(t *testing.T) {
 		if _, err := s.Overflow(ctx, OverflowRequest{Queue: "q", Target: "slow", ReadyOver: 1}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.CountGroups(ctx, "q")
+		got, err := s.CountGroups(ctx, "q", "", 100)
 		if err != nil {
 			t.Fatal(err)
 		}

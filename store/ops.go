@@ -61,9 +61,12 @@ type Selection struct {
 // Ops is implemented by every store.
 type Ops interface {
 	Stats(ctx context.Context, queue string) (QueueStats, error)
-	CountByHeader(ctx context.Context, queue, header string) ([]GroupCount, error)
-	// CountGroups counts a group_by queue's jobs per group (the stored column) with their overflow.
-	CountGroups(ctx context.Context, queue string) ([]GroupCount, error)
+	// CountByHeader counts a page of a queue's jobs per first value of a header: up to limit values
+	// after the value after ("" starts with the first), in value order. It reads the whole queue.
+	CountByHeader(ctx context.Context, queue, header, after string, limit int) ([]GroupCount, error)
+	// CountGroups counts a page of a group_by queue's jobs per group (the stored column) with their
+	// overflow, as CountByHeader pages, reading only the page's groups through the indexes.
+	CountGroups(ctx context.Context, queue, after string, limit int) ([]GroupCount, error)
 	Flush(ctx context.Context, queue string, g Group) (int64, error)
 	// Move re-routes waiting jobs; regroup names the target's group_by header ("" when it has
 	// none), whose first value becomes each moved job's group.

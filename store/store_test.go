@@ -483,7 +483,7 @@ func TestOperatorCalls(t *testing.T) {
 		if got, _ := claim(s, "q", "n", 1); len(got) != 1 {
 			t.Fatal("claim one")
 		}
-		groups, err := s.CountByHeader(ctx, "q", "tenant")
+		groups, err := s.CountByHeader(ctx, "q", "tenant", "", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
