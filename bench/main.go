@@ -8,6 +8,9 @@
 // interleaved, and the median is reported beside every round.
 //
 //	make bench     (starts the database servers, then: cd bench && go run .)
+//
+// With -rr PATH it measures a prebuilt rr instead of building ../cmd/rr, so that one bench can
+// compare an rr built from an older commit with the current one.
 package main
 
 import (
@@ -31,6 +34,7 @@ type settings struct {
 	profileDir                           string         // rr writes a CPU profile of each run here
 	flush                                time.Duration  // the disk's time to flush a small overwrite (fsync)
 	machine                              string         // CPU model and the database servers' versions
+	prebuilt                             string         // the rr binary given with -rr ("": built from ../cmd/rr)
 }
 
 func main() {
@@ -45,6 +49,7 @@ func main() {
 	out := flag.String("out", "../docs/bench", "where to write results.md and the charts")
 	only := flag.String("only", "", "run only the targets whose name matches this regular expression, e.g. '^(memory|sql/sqlite)$' (for profiling)")
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
+	flag.StringVar(&st.prebuilt, "rr", "", "measure this prebuilt rr binary instead of building ../cmd/rr, e.g. one built from an older commit (a relative path is from bench/)")
 	groupsOnly := flag.Bool("groups-only", false, "run only the fairness rows (group_by) and write groups.md")
 	flag.Parse()
 	if st.rounds < 1 || st.windows < 1 {
@@ -63,7 +68,15 @@ func main() {
 	}
 
 	root, _ := filepath.Abs("..")
-	bin := buildRR(root)
+	var bin string
+	if st.prebuilt == "" {
+		bin = buildRR(root)
+	} else {
+		if st.prebuilt, err = prebuiltRR(st.prebuilt); err != nil {
+			fail("-rr: %v", err)
+		}
+		bin = st.prebuilt
+	}
 	pgDSN, myDSN := os.Getenv("SQLJOBS_POSTGRES_DSN"), os.Getenv("SQLJOBS_MYSQL_DSN")
 	flush, err := flushTime(os.TempDir())
 	if err != nil {

@@ -20,6 +20,9 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 	fmt.Fprintf(&b, "One rr binary (RoadRunner 2025.1.15 plugins), %d no-op PHP workers, on %s (%d cores, %s, %s), %s.\n",
 		st.workers, host, runtime.NumCPU(), runtime.GOOS, runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "%s.\n", st.machine)
+	if st.prebuilt != "" {
+		fmt.Fprintf(&b, "The rr measured is the prebuilt binary %s (-rr), not one built from this tree.\n", st.prebuilt)
+	}
 	b.WriteString("Durability: every persistent backend flushes each commit to disk, as in production. boltdb syncs each\n" +
 		"transaction; SQLite runs with the default `synchronous: full` (one row shows `normal`, the trade-off);\n" +
 		"PostgreSQL 15 with `fsync=on`, `synchronous_commit=on`; MariaDB with `innodb_flush_log_at_trx_commit=1`.\n\n")

@@ -34,6 +34,23 @@ func buildRR(root string) string {
 	return bin
 }
 
+// prebuiltRR checks the binary given with -rr and makes its path absolute: rr runs in each run's
+// own directory.
+func prebuiltRR(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	info, err := os.Stat(abs)
+	if err != nil {
+		return "", err
+	}
+	if !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", abs)
+	}
+	return abs, nil
+}
+
 // rrProcess is one running rr serve with its RPC client.
 type rrProcess struct {
 	cmd         *exec.Cmd
