@@ -38,35 +38,65 @@ func pageAfter(column, after string) (string, []any) {
 	return column + ` > ?`, []any{after}
 }
 
-// groupCountsSQL counts a page of a group_by queue's groups in one statement, reading only the
-// page's rows, through the indexes:
-//   - waiting: the first limit groups with a waiting job after the cursor, counted as they come out
-//     of rr_jobs_group in group order (an ordered index range that the LIMIT stops: about as many
-//     index entries as the page's groups hold waiting jobs);
-//   - reserved: the queue's reserved rows after the cursor, through rr_jobs_reserved (the jobs in
-//     flight: a few per worker);
-//   - overflow: the queue's groups in overflow after the cursor (their jobs wait in the target).
-//
-// The page is the first limit groups of the three. A group of the page with waiting jobs is among
-// the first limit waiting groups, so its waiting counts are whole.
-// Format: the cursor condition three times (pageAfter), each followed by its arguments.
+// waitingGroupNames lists a page of the groups with a waiting job in order, as they come out of the
+// partial rr_jobs_group (PostgreSQL, SQLite): an ordered index range that the LIMIT stops, about as
+// many index entries as the page's groups hold jobs (what counting them reads anyway).
+const waitingGroupNames = `SELECT grp FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND grp IS NOT NULL AND %[1]s
+	GROUP BY grp ORDER BY grp LIMIT ?`
+
+// groupPageNamesSQL lists a page of a group_by queue's groups: the first limit of those with a
+// waiting job (the dialect's groupNames), a reserved job (through rr_jobs_reserved: the jobs in
+// flight, a few per worker) or an overflow entry (their jobs wait in the target). Format: the
+// dialect's groupNames, then the cursor's condition (pageAfter).
 // Arguments: queue, cursor, limit, queue, cursor, queue, cursor, limit.
-const groupCountsSQL = `SELECT g, SUM(n_ready), SUM(n_delayed), SUM(n_reserved), MAX(target) FROM (
-		SELECT g, n_ready, n_delayed, 0 AS n_reserved, '' AS target FROM (
-			SELECT grp AS g,
-				SUM(CASE WHEN available_at <= {now} THEN 1 ELSE 0 END) AS n_ready,
-				SUM(CASE WHEN available_at > {now} THEN 1 ELSE 0 END) AS n_delayed
-			FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND grp IS NOT NULL AND %[1]s
-			GROUP BY grp ORDER BY grp LIMIT ?) waiting
+const groupPageNamesSQL = `SELECT g FROM (
+		SELECT grp AS g FROM (%s) waiting
+		UNION
+		SELECT grp FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL AND %%[1]s
+		UNION
+		SELECT grp FROM rr_overflow WHERE queue = ? AND %%[1]s) t
+	ORDER BY g LIMIT ?`
+
+// groupPageCountsSQL counts the jobs of a page's groups: the waiting ones through rr_jobs_group,
+// the reserved ones through rr_jobs_reserved, with the overflow. Format: the waiting rows'
+// condition on reserved_by, what the reserved rows take off the ready and delayed counts (see
+// groupIndexAll), and the page's groups as placeholders. Arguments: queue, groups, three times.
+const groupPageCountsSQL = `SELECT g, SUM(n_ready), SUM(n_delayed), SUM(n_reserved), MAX(target) FROM (
+		SELECT grp AS g,
+			SUM(CASE WHEN available_at <= {now} THEN 1 ELSE 0 END) AS n_ready,
+			SUM(CASE WHEN available_at > {now} THEN 1 ELSE 0 END) AS n_delayed,
+			0 AS n_reserved, '' AS target
+		FROM rr_jobs WHERE queue = ? AND %[1]s grp IN (%[3]s) GROUP BY grp
 		UNION ALL
-		SELECT grp, 0, 0, 1, '' FROM rr_jobs
-			WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL AND %[1]s
+		SELECT grp, %[2]s, COUNT(*), '' FROM rr_jobs
+			WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL AND grp IN (%[3]s) GROUP BY grp
 		UNION ALL
-		SELECT grp, 0, 0, 0, target_queue FROM rr_overflow WHERE queue = ? AND %[1]s) t
-	GROUP BY g ORDER BY g LIMIT ?`
+		SELECT grp, 0, 0, 0, target_queue FROM rr_overflow WHERE queue = ? AND grp IN (%[3]s)) t
+	GROUP BY g ORDER BY g`
+
+// groupPageCounts renders groupPageCountsSQL for a page's groups, with its arguments.
+func (s *sqlStore) groupPageCounts(queue string, groups []any) (string, []any) {
+	waiting, off := `reserved_by IS NULL AND grp IS NOT NULL AND`, `0, 0`
+	if s.d.groupIndexAll {
+		waiting, off = ``, `-SUM(CASE WHEN available_at <= {now} THEN 1 ELSE 0 END), -SUM(CASE WHEN available_at > {now} THEN 1 ELSE 0 END)`
+	}
+	args := append(append([]any{queue}, groups...), queue)
+	args = append(append(append(args, groups...), queue), groups...)
+	return fmt.Sprintf(groupPageCountsSQL, waiting, off, marks(len(groups))), args
+}
+
+// groupPageNames renders groupPageNamesSQL for a cursor and a page size, with its arguments.
+func (s *sqlStore) groupPageNames(queue, after string, ask int) (string, []any) {
+	cond, cursor := pageAfter("grp", after)
+	args := append(append([]any{queue}, cursor...), ask, queue)
+	args = append(append(args, cursor...), queue)
+	args = append(append(args, cursor...), ask)
+	return fmt.Sprintf(fmt.Sprintf(groupPageNamesSQL, s.d.groupNames), cond), args
+}
 
 // CountGroups counts a page of a group_by queue's jobs per group: up to limit groups after the
-// value after, each with its overflow target.
+// value after, each with its overflow target. Two statements read the page's rows alone: one lists
+// its groups, one counts them.
 func (s *sqlStore) CountGroups(ctx context.Context, queue, after string, limit int) ([]GroupCount, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -74,12 +104,26 @@ func (s *sqlStore) CountGroups(ctx context.Context, queue, after string, limit i
 	if limit <= 0 {
 		return nil, fmt.Errorf("count queue %s by group: limit %d, want at least 1", queue, limit)
 	}
-	cond, cursor := pageAfter("grp", after)
-	ask := pageAsk(after, limit)
-	args := append(append([]any{queue}, cursor...), ask, queue)
-	args = append(append(args, cursor...), queue)
-	args = append(append(args, cursor...), ask)
-	rows, err := s.query(ctx, s.r, fmt.Sprintf(groupCountsSQL, cond), args...)
+	query, args := s.groupPageNames(queue, after, pageAsk(after, limit))
+	rows, err := s.query(ctx, s.r, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list the groups of queue %s: %w", queue, err)
+	}
+	var names []any
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names = append(names, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(names) == 0 {
+		return nil, err
+	}
+	query, args = s.groupPageCounts(queue, names)
+	rows, err = s.query(ctx, s.r, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("count queue %s by group: %w", queue, err)
 	}

@@ -23,6 +23,8 @@ var mysqlDialect = dialect{
 	explainPrefix:      "EXPLAIN ",
 	noTransactionalDDL: true,
 	groupPage:          mysqlGroupPage,
+	groupNames:         mysqlGroupNames,
+	groupIndexAll:      true,
 	claimHeads:         mysqlClaimHeads,
 	explain:            `EXPLAIN `,
 	fencedWhere:        mysqlFencedWhere,
@@ -117,6 +119,12 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	})
 	return out, err
 }
+
+// mysqlGroupNames lists a page of a queue's groups for sql.Groups with a loose index scan of
+// rr_jobs_group, which holds the reserved rows too (no partial index): no condition on reserved_by,
+// which would make it read the rows themselves, every one of the queue up to the page. DISTINCT over
+// (queue, grp), the index's leading columns: over grp alone MariaDB reads every entry of the range.
+const mysqlGroupNames = `SELECT grp FROM (SELECT DISTINCT queue, grp FROM rr_jobs WHERE queue = ? AND %[1]s ORDER BY grp LIMIT ?) d`
 
 // mysqlGroupPage lists groups with a loose index scan of rr_jobs_group (DISTINCT over its
 // leading columns: one index dive per group), and reads each one's first ready job with one more

@@ -28,6 +28,7 @@ var postgresDialect = dialect{
 	fencedWhere:  postgresFencedWhere,
 	insertIgnore: insertOnConflictDoNothing,
 	groupPage:    recursiveGroupPage,
+	groupNames:   waitingGroupNames,
 	claimHeads:   postgresClaimHeads,
 	// A group's head comes out of rr_jobs_group in order, a few rows. With LIMIT g.want unknown at
 	// planning, the planner guesses 10% of the group and, once the index is bloated (a drained

@@ -32,7 +32,8 @@ type SQLiteOptions struct {
 // sqliteDialect: the store's clock is bound as parameter 1 where a statement reads {now}.
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
 	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing,
-	groupPage: recursiveGroupPage, claimHeads: sqliteClaimHeads}
+	groupPage: recursiveGroupPage, claimHeads: sqliteClaimHeads,
+	groupNames: waitingGroupNames}
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.

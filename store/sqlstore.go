@@ -61,6 +61,14 @@ type dialect struct {
 	groupPage func(p groupPageArgs) (query string, args []any)
 	// groupClaimSetup runs first in a group claim's transaction ("" for none).
 	groupClaimSetup string
+	// groupNames lists a page of the groups of a queue's waiting jobs in order, straight from
+	// rr_jobs_group (it may list groups of reserved jobs too), for the page of sql.Groups: a `%[1]s`
+	// stands for the cursor's condition on grp (pageAfter). Arguments: queue, the cursor's, limit.
+	groupNames string
+	// groupIndexAll: rr_jobs_group holds the reserved rows too (no partial index, MySQL). A page's
+	// counts then read it alone, every row of the page's groups, and take the reserved rows off:
+	// a condition on reserved_by would read each row itself.
+	groupIndexAll bool
 	// claimHeads reserves up to want jobs at the head of each group and returns them by group.
 	// The queue's turn is held, so no other group claim competes for these rows; it still takes
 	// only unreserved ones (an operator's Flush or Move may have taken some meanwhile).
