@@ -150,3 +150,86 @@ func seedGroups(b *testing.B, s *sqlStore, queue string, n, groups int) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkCountGroupsPage counts a group_by queue of 1M jobs in 10,000 groups (a tenth delayed, a
+// thousand reserved) a page of 100 groups at a time, walking the pages round and round: one op is
+// one page. whole-queue is the count as it was before pages, every group of the queue in one
+// statement (one op: the whole answer). The plans of both are logged.
+func BenchmarkCountGroupsPage(b *testing.B) {
+	const jobs, groups, page = 1_000_000, 10_000, 100
+	forEachBackendB(b, func(b *testing.B, s Store) {
+		st := s.(*sqlStore)
+		queue := "bench-counts"
+		seedGroups(b, st, queue, jobs, groups)
+		// A tenth of the jobs delayed, one in a thousand at a worker.
+		for _, q := range []string{
+			`UPDATE rr_jobs SET available_at = available_at + 3600000 WHERE queue = ? AND id % 10 = 1`,
+			`UPDATE rr_jobs SET reserved_by = 'n', claim_token = 1, reserved_at = available_at, lease_until = available_at + 3600000
+				WHERE queue = ? AND id % 1000 = 2`,
+		} {
+			if _, err := st.exec(ctx, st.w, q, queue); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if analyze := map[string]string{"postgres": "VACUUM ANALYZE rr_jobs", "mysql": "ANALYZE TABLE rr_jobs"}[st.Dialect()]; analyze != "" {
+			if _, err := st.w.ExecContext(ctx, analyze); err != nil {
+				b.Fatal(err)
+			}
+		}
+		text, err := explainGroupPage(st, queue, "t9", page)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("plans of a page:\n%s", text)
+
+		b.Run("page-100", func(b *testing.B) {
+			after, seen := "", 0
+			for b.Loop() {
+				got, err := s.CountGroups(ctx, queue, after, page)
+				if err != nil {
+					b.Fatal(err)
+				}
+				seen += len(got)
+				after = ""
+				if len(got) == page {
+					after = got[len(got)-1].Value
+				} else if seen != groups {
+					b.Fatalf("the pages listed %d groups, want %d", seen, groups)
+				}
+				if after == "" {
+					seen = 0
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/page")
+		})
+		b.Run("whole-queue", func(b *testing.B) {
+			for b.Loop() {
+				rows, err := st.query(ctx, st.r, wholeQueueGroupCountsSQL, queue, queue)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for rows.Next() {
+					n++
+				}
+				if err := rows.Close(); err != nil || n != groups {
+					b.Fatalf("counted %d groups (%v), want %d", n, err, groups)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/call")
+		})
+	})
+}
+
+// wholeQueueGroupCountsSQL is how a group_by queue was counted before pages: every row of the
+// queue grouped at once. Arguments: queue, queue.
+const wholeQueueGroupCountsSQL = `SELECT g, SUM(n_ready), SUM(n_delayed), SUM(n_reserved), MAX(target) FROM (
+		SELECT grp AS g,
+			CASE WHEN reserved_by IS NULL AND available_at <= {now} THEN 1 ELSE 0 END AS n_ready,
+			CASE WHEN reserved_by IS NULL AND available_at > {now} THEN 1 ELSE 0 END AS n_delayed,
+			CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END AS n_reserved,
+			'' AS target
+		FROM rr_jobs WHERE queue = ? AND grp IS NOT NULL
+		UNION ALL
+		SELECT grp, 0, 0, 0, target_queue FROM rr_overflow WHERE queue = ?) t
+	GROUP BY g ORDER BY g`
