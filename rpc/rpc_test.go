@@ -55,3 +55,51 @@ func TestEmptyListsAreArrays(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupsPages: sql.Groups answers a page at a time (after, limit) with next_after, "" on the
+// last page, and names the limit when it is out of range.
+func TestGroupsPages(t *testing.T) {
+	s := service(t)
+	st := s.Pipelines.(pipelines).target.Store
+	for i, tenant := range []string{"", "acme", "acme", "globex", "initech"} {
+		j := store.NewJob{Queue: "emails", JobID: string(rune('a' + i)), Name: "Job"}
+		if tenant != "" {
+			j.Headers = map[string][]string{"tenant": {tenant}}
+		}
+		if err := st.Insert(context.Background(), j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pages []string
+	after := ""
+	for range 10 {
+		var page GroupsResponse
+		if err := s.Groups(&GroupsRequest{Pipeline: "emails", Header: "tenant", After: after, Limit: 1}, &page); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(page)
+		pages = append(pages, string(b))
+		if after = page.NextAfter; after == "" {
+			break
+		}
+	}
+	want := []string{
+		`{"groups":[{"value":"","ready":1,"delayed":0,"reserved":0},{"value":"acme","ready":2,"delayed":0,"reserved":0}],"next_after":"acme"}`,
+		`{"groups":[{"value":"globex","ready":1,"delayed":0,"reserved":0}],"next_after":"globex"}`,
+		`{"groups":[{"value":"initech","ready":1,"delayed":0,"reserved":0}],"next_after":"initech"}`,
+		`{"groups":[],"next_after":""}`,
+	}
+	if strings.Join(pages, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("pages:\n%s\nwant:\n%s", strings.Join(pages, "\n"), strings.Join(want, "\n"))
+	}
+	var all GroupsResponse
+	if err := s.Groups(&GroupsRequest{Pipeline: "emails", Header: "tenant"}, &all); err != nil || len(all.Groups) != 4 || all.NextAfter != "" {
+		t.Fatalf("default page = %+v, %v; want the 4 groups and no next page", all, err)
+	}
+	for _, limit := range []int{-1, 1001} {
+		err := s.Groups(&GroupsRequest{Pipeline: "emails", Header: "tenant", Limit: limit}, &GroupsResponse{})
+		if err == nil || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("limit %d: err = %v, want it to name the limit", limit, err)
+		}
+	}
+}
