@@ -101,7 +101,7 @@ func TestKillLoopFailsNoJobNoWorkerSaw(t *testing.T) {
 			}
 			lost := 0
 			for i := range total {
-				if id := fmt.Sprint("job-", i); ran[id] == 0 && !contains(failed, id) {
+				if id := fmt.Sprint("job-", i); ran[id] == 0 && !slices.Contains(failed, id) {
 					lost++
 				}
 			}

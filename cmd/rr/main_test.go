@@ -294,7 +294,7 @@ func TestServeWorkersAndSignals(t *testing.T) {
 			}
 			row := false
 			for _, line := range strings.Split(table, "\n") {
-				f := strings.Fields(line)
+				f := tableRow(line)
 				if len(f) == 7 && f[0] == "READY" && f[1] == "p" && f[2] == "sql" && f[3] == "p" {
 					row = true
 				}
@@ -314,6 +314,11 @@ func TestServeWorkersAndSignals(t *testing.T) {
 			})
 		})
 	}
+}
+
+// tableRow is the cells of one row of the stock rr's tables (drawn with box characters).
+func tableRow(line string) []string {
+	return strings.Fields(strings.NewReplacer("│", " ", "|", " ").Replace(line))
 }
 
 func TestVersion(t *testing.T) {
