@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -55,69 +54,42 @@ func mysqlFencedWhere(fences []Fence) (string, []any) {
 		strings.Repeat(", (?, ?)", len(fences)-1) + ")", args
 }
 
-// mysqlClaimableWhere selects the jobs of a queue that can be claimed now. Argument: queue.
-const mysqlClaimableWhere = `WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}`
-
-// mysqlClaimSQL is the locking read of the claim. Arguments: queue, limit.
-const mysqlClaimSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs ` + mysqlClaimableWhere + `
+// mysqlClaimSQL reserves the jobs in one autocommit statement: MySQL and MariaDB have no
+// UPDATE ... RETURNING, but an UPDATE may join a derived table that picks the ids with a locking
+// read skipping the rows other claims hold (joined by primary key: an IN (subquery) here becomes
+// a scan of the whole table). Arguments: queue, limit, node, token, lease in milliseconds.
+const mysqlClaimSQL = `UPDATE rr_jobs JOIN (
+	SELECT id AS picked_id FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}
 	ORDER BY priority, available_at, id
 	LIMIT ?
-	FOR UPDATE SKIP LOCKED`
+	FOR UPDATE SKIP LOCKED) picked ON rr_jobs.id = picked.picked_id
+	SET ` + claimSet
 
-// mysqlReadySQL finds whether the queue has a job to claim, from the claim index alone.
-const mysqlReadySQL = `SELECT 1 FROM rr_jobs ` + mysqlClaimableWhere + ` LIMIT 1`
+// mysqlClaimedSQL reads what a claim reserved, through the reserved index (the node's rows in
+// flight). Arguments: node, token.
+const mysqlClaimedSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs WHERE reserved_by = ? AND claim_token = ?`
 
-// mysqlClaim: MySQL and MariaDB have no UPDATE ... RETURNING, so a locking read with SKIP LOCKED
-// and an update by primary key share one short READ COMMITTED transaction (no gap locks).
-//
-// A plain read goes first: an idle poll is then one statement (kept prepared), not a transaction
-// of six round trips.
+// mysqlClaim is two round trips: the update, then the read of what it reserved (an idle poll is
+// the update alone, which finds nothing). Once the update has committed, a failed read leaves the
+// rows reserved under a token nobody holds: their lease runs out and the reaper returns them.
 func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
-	probe, err := s.prepared(ctx, s.r, mysqlReadySQL)
+	var claimed int64
+	err := retryConflicts(ctx, func() error {
+		res, err := s.exec(ctx, s.w, mysqlClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs)
+		if err != nil {
+			return err
+		}
+		claimed, err = res.RowsAffected()
+		return err
+	})
+	if err != nil || claimed == 0 {
+		return nil, err
+	}
+	rows, err := s.query(ctx, s.w, mysqlClaimedSQL, c.node, c.token)
 	if err != nil {
 		return nil, err
 	}
-	var ready int
-	switch err := probe.QueryRowContext(ctx, c.queue).Scan(&ready); {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, nil
-	case err != nil:
-		return nil, err
-	}
-	var out []Job
-	err = retryConflicts(ctx, func() error {
-		out = nil
-		tx, err := s.begin(ctx)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }()
-		rows, err := s.query(ctx, tx, mysqlClaimSQL, c.queue, c.limit)
-		if err != nil {
-			return err
-		}
-		jobs, err := scanClaimed(rows, c.token)
-		if err != nil || len(jobs) == 0 {
-			return err
-		}
-		// By primary key, in chunks: a statement takes at most 65,535 placeholders.
-		for chunk := range slices.Chunk(jobs, fencesPerStatement) {
-			args := make([]any, 0, len(chunk)+3)
-			args = append(args, c.node, c.token, c.leaseMs)
-			for _, j := range chunk {
-				args = append(args, j.Row)
-			}
-			if _, err = s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(chunk))+`)`, args...); err != nil {
-				return err
-			}
-		}
-		if err = tx.Commit(); err != nil {
-			return err
-		}
-		out = jobs
-		return nil
-	})
-	return out, err
+	return scanClaimed(rows, c.token)
 }
 
 // mysqlGroupNames lists a page of a queue's groups for sql.Groups with a loose index scan of

@@ -767,7 +767,7 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 		// The values do not matter: a generic plan ignores them.
 		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('queue', 100, 'node', 1, 60000)")
 	case "mysql":
-		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, queue, 100)
+		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, queue, 100, "node", int64(1), int64(60000))
 	default:
 		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), int64(60000), queue, 100)
 	}

@@ -37,25 +37,34 @@ CREATE TRIGGER rr_jobs_count_delete AFTER DELETE ON rr_jobs FOR EACH ROW
             -(OLD.reserved_by IS NULL), -(OLD.reserved_by IS NOT NULL))
     ON DUPLICATE KEY UPDATE waiting = waiting + VALUES(waiting), reserved = reserved + VALUES(reserved);
 
--- A claim or a release keeps the row in its bucket (one row adjusted); a requeue or a move takes it
--- out of one bucket into another (two). A lease extension or a delivery mark changes nothing here.
+-- A claim or a release keeps the row in its bucket: one row adjusted. A lease extension or a
+-- delivery mark changes nothing here (the condition is false, nothing is written).
 DROP TRIGGER IF EXISTS rr_jobs_count_update;
-CREATE TRIGGER rr_jobs_count_update AFTER UPDATE ON rr_jobs FOR EACH ROW
+DROP TRIGGER IF EXISTS rr_jobs_count_reserve;
+CREATE TRIGGER rr_jobs_count_reserve AFTER UPDATE ON rr_jobs FOR EACH ROW
     INSERT INTO rr_job_counts (queue, bucket, stripe, waiting, reserved)
-    SELECT d.q, d.b, CONNECTION_ID() % 8, d.w, d.r FROM (
-        SELECT NEW.queue AS q, IF(NEW.available_at <= COALESCE(NEW.queued_at, NEW.created_at), 0, (NEW.available_at + 999) DIV 1000) AS b,
-               (NEW.reserved_by IS NULL) - (OLD.reserved_by IS NULL) AS w, (NEW.reserved_by IS NOT NULL) - (OLD.reserved_by IS NOT NULL) AS r
-        FROM DUAL WHERE NEW.queue = OLD.queue AND NEW.available_at = OLD.available_at AND COALESCE(NEW.queued_at, NEW.created_at) = COALESCE(OLD.queued_at, OLD.created_at)
-            AND (NEW.reserved_by IS NULL) <> (OLD.reserved_by IS NULL)
-        UNION ALL
-        SELECT OLD.queue, IF(OLD.available_at <= COALESCE(OLD.queued_at, OLD.created_at), 0, (OLD.available_at + 999) DIV 1000),
-               -(OLD.reserved_by IS NULL), -(OLD.reserved_by IS NOT NULL)
-        FROM DUAL WHERE NEW.queue <> OLD.queue OR NEW.available_at <> OLD.available_at OR COALESCE(NEW.queued_at, NEW.created_at) <> COALESCE(OLD.queued_at, OLD.created_at)
-        UNION ALL
-        SELECT NEW.queue, IF(NEW.available_at <= COALESCE(NEW.queued_at, NEW.created_at), 0, (NEW.available_at + 999) DIV 1000),
-               NEW.reserved_by IS NULL, NEW.reserved_by IS NOT NULL
-        FROM DUAL WHERE NEW.queue <> OLD.queue OR NEW.available_at <> OLD.available_at OR COALESCE(NEW.queued_at, NEW.created_at) <> COALESCE(OLD.queued_at, OLD.created_at)
-    ) d
+    SELECT NEW.queue, IF(NEW.available_at <= COALESCE(NEW.queued_at, NEW.created_at), 0, (NEW.available_at + 999) DIV 1000), CONNECTION_ID() % 8,
+           (NEW.reserved_by IS NULL) - (OLD.reserved_by IS NULL), (NEW.reserved_by IS NOT NULL) - (OLD.reserved_by IS NOT NULL)
+    FROM DUAL
+    WHERE (NEW.reserved_by IS NULL) <> (OLD.reserved_by IS NULL) AND NEW.queue = OLD.queue AND NEW.available_at = OLD.available_at
+        AND COALESCE(NEW.queued_at, NEW.created_at) = COALESCE(OLD.queued_at, OLD.created_at)
+    ON DUPLICATE KEY UPDATE waiting = rr_job_counts.waiting + VALUES(waiting), reserved = rr_job_counts.reserved + VALUES(reserved);
+
+-- A requeue (new due time) or a move to another queue: out of one bucket, into another.
+DROP TRIGGER IF EXISTS rr_jobs_count_move;
+CREATE TRIGGER rr_jobs_count_move AFTER UPDATE ON rr_jobs FOR EACH ROW
+    INSERT INTO rr_job_counts (queue, bucket, stripe, waiting, reserved)
+    SELECT OLD.queue, IF(OLD.available_at <= COALESCE(OLD.queued_at, OLD.created_at), 0, (OLD.available_at + 999) DIV 1000), CONNECTION_ID() % 8,
+           -(OLD.reserved_by IS NULL), -(OLD.reserved_by IS NOT NULL)
+    FROM DUAL
+    WHERE NEW.queue <> OLD.queue OR NEW.available_at <> OLD.available_at
+        OR COALESCE(NEW.queued_at, NEW.created_at) <> COALESCE(OLD.queued_at, OLD.created_at)
+    UNION ALL
+    SELECT NEW.queue, IF(NEW.available_at <= COALESCE(NEW.queued_at, NEW.created_at), 0, (NEW.available_at + 999) DIV 1000), CONNECTION_ID() % 8,
+           NEW.reserved_by IS NULL, NEW.reserved_by IS NOT NULL
+    FROM DUAL
+    WHERE NEW.queue <> OLD.queue OR NEW.available_at <> OLD.available_at
+        OR COALESCE(NEW.queued_at, NEW.created_at) <> COALESCE(OLD.queued_at, OLD.created_at)
     ON DUPLICATE KEY UPDATE waiting = rr_job_counts.waiting + VALUES(waiting), reserved = rr_job_counts.reserved + VALUES(reserved);
 
 DROP TRIGGER IF EXISTS rr_failed_jobs_count_insert;
