@@ -163,9 +163,19 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *sqlStore) exec(ctx context.Context, on execer, query string, args ...any) (sql.Result, error) {
+// exec runs a statement. One on a pool commits on its own, and is run again after a deadlock: the
+// count triggers make every write to rr_jobs also lock a count row, so two writers can now wait
+// for each other, and the database rolls the chosen one back whole.
+func (s *sqlStore) exec(ctx context.Context, on execer, query string, args ...any) (res sql.Result, err error) {
 	text, args := s.bind(query, args)
-	return on.ExecContext(ctx, text, args...)
+	if _, pool := on.(*sql.DB); !pool {
+		return on.ExecContext(ctx, text, args...)
+	}
+	err = retryConflicts(ctx, func() (err error) {
+		res, err = on.ExecContext(ctx, text, args...)
+		return err
+	})
+	return res, err
 }
 
 func (s *sqlStore) query(ctx context.Context, on execer, query string, args ...any) (*sql.Rows, error) {
@@ -235,7 +245,12 @@ func (s *sqlStore) execPrepared(ctx context.Context, query string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	return st.exec(ctx, args...)
+	var res sql.Result
+	err = retryConflicts(ctx, func() (err error) { // see exec
+		res, err = st.exec(ctx, args...)
+		return err
+	})
+	return res, err
 }
 
 func (s *sqlStore) Listen(ctx context.Context, onReady func(queue string)) error {
@@ -478,6 +493,22 @@ func (s *sqlStore) execFenced(ctx context.Context, statements ...fencedStatement
 	return counts, err
 }
 
+// singleStatement says whether the statements come down to one set-based statement: one of them
+// has fences, no more than one chunk of them.
+func singleStatement(statements []fencedStatement) (int, bool) {
+	one := -1
+	for i, st := range statements {
+		switch {
+		case len(st.fences) == 0:
+		case one >= 0 || len(st.fences) > fencesPerStatement:
+			return 0, false
+		default:
+			one = i
+		}
+	}
+	return one, one >= 0
+}
+
 // fencesPerStatement bounds a set-based fenced statement (MySQL allows 65,535 placeholders).
 const fencesPerStatement = 1000
 
@@ -496,12 +527,22 @@ func (s *sqlStore) execFencedOnce(ctx context.Context, statements []fencedStatem
 			}
 		}
 	}
+	counts := make([]int64, len(statements))
+	if one, ok := singleStatement(statements); ok && s.d.fencedWhere != nil {
+		// One statement is atomic on its own: no BEGIN and COMMIT round trips around it.
+		where, args := s.d.fencedWhere(statements[one].fences)
+		res, err := s.exec(ctx, s.w, statements[one].head+where, append(slices.Clone(statements[one].lead), args...)...)
+		if err != nil {
+			return nil, err
+		}
+		counts[one], _ = res.RowsAffected()
+		return counts, nil
+	}
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	counts := make([]int64, len(statements))
 	for i, st := range statements {
 		if len(st.fences) == 0 {
 			continue
@@ -596,10 +637,18 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, r Requeue) (bool, error
 
 // Fail copies the job to the failed jobs and deletes it in one transaction; both statements must
 // find the claim, or nothing changes.
-func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, deliveries int64) (bool, error) {
+func (s *sqlStore) Fail(ctx context.Context, f Fence, reason string, deliveries int64) (ok bool, err error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
+	err = retryConflicts(ctx, func() (err error) {
+		ok, err = s.failOnce(ctx, f, reason, deliveries)
+		return err
+	})
+	return ok, err
+}
+
+func (s *sqlStore) failOnce(ctx context.Context, f Fence, reason string, deliveries int64) (bool, error) {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("fail job: %w", err)
