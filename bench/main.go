@@ -11,6 +11,13 @@
 //
 // With -rr PATH it measures a prebuilt rr instead of building ../cmd/rr, so that one bench can
 // compare an rr built from an older commit with the current one.
+//
+// Three measurements run on their own, each writing its own file (several may be given at once):
+// -monitor-only (monitoring.md: jobs.Stat, the metrics scrape, sql.Stats and sql.Groups against
+// 10k and 1M queued), -flush-only (flush.md: push latency on another pipeline during a flush of
+// 1M jobs), -churn (churn.md: producer and workers together for -churn-duration). -before-rr PATH
+// adds the figures of an older rr beside the current ones to the first two. -quick shortens every
+// run (sizes and durations) for a check that the bench works, not for figures.
 package main
 
 import (
@@ -35,6 +42,15 @@ type settings struct {
 	flush                                time.Duration  // the disk's time to flush a small overwrite (fsync)
 	machine                              string         // CPU model and the database servers' versions
 	prebuilt                             string         // the rr binary given with -rr ("": built from ../cmd/rr)
+	beforeRR                             string         // -before-rr: an older rr measured beside, in monitoring.md and flush.md
+
+	monitorSizes                                  []int // monitoring.md: the backlogs
+	monitorCalls, monitorWarmup, monitorGroupSize int
+	flushJobs, flushRate                          int // flush.md
+	flushBaseline                                 time.Duration
+	churnDuration, churnBucket                    time.Duration // churn.md
+	churnBacklog, churnProducers, churnBatch      int
+	churnProducer                                 string
 }
 
 func main() {
@@ -51,7 +67,42 @@ func main() {
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
 	flag.StringVar(&st.prebuilt, "rr", "", "measure this prebuilt rr binary instead of building ../cmd/rr, e.g. one built from an older commit (a relative path is from bench/)")
 	groupsOnly := flag.Bool("groups-only", false, "run only the fairness rows (group_by) and write groups.md")
+	monitorOnly := flag.Bool("monitor-only", false, "run only the monitoring calls against the backlog and write monitoring.md")
+	monitorSizes := flag.String("monitor-sizes", "10000,1000000", "monitoring.md: the backlogs the calls are timed against")
+	flag.IntVar(&st.monitorCalls, "monitor-calls", 50, "monitoring.md: timed calls of each kind per backlog")
+	flag.IntVar(&st.monitorWarmup, "monitor-warmup", 5, "monitoring.md: untimed calls before them")
+	flag.IntVar(&st.monitorGroupSize, "monitor-group-size", 100, "monitoring.md: jobs per group of the group_by pipeline sql.Groups reads (1M jobs: 10,000 groups)")
+	flushOnly := flag.Bool("flush-only", false, "run only the flush under load and write flush.md")
+	flag.IntVar(&st.flushJobs, "flush-jobs", 1_000_000, "flush.md: waiting jobs flushed")
+	flag.IntVar(&st.flushRate, "flush-rate", 100, "flush.md: pushes per second to the other pipeline")
+	flag.DurationVar(&st.flushBaseline, "flush-baseline", 10*time.Second, "flush.md: pushes timed before the flush")
+	churn := flag.Bool("churn", false, "run only the sustained load (producer and workers together) and write churn.md")
+	flag.DurationVar(&st.churnDuration, "churn-duration", 10*time.Minute, "churn.md: how long each database runs")
+	flag.DurationVar(&st.churnBucket, "churn-bucket", time.Minute, "churn.md: the period jobs are counted over (reported per minute)")
+	flag.IntVar(&st.churnBacklog, "churn-backlog", 10_000, "churn.md: the producers push while fewer jobs than this wait")
+	flag.IntVar(&st.churnProducers, "churn-producers", 4, "churn.md: concurrent producers")
+	flag.IntVar(&st.churnBatch, "churn-batch", 100, "churn.md: jobs per producer call")
+	flag.StringVar(&st.churnProducer, "churn-producer", "rpc", "churn.md: rpc (jobs.PushBatch) or insert (multi-row INSERTs straight into the jobs table, the transactional-enqueue contract)")
+	flag.StringVar(&st.beforeRR, "before-rr", "", "monitoring.md and flush.md: also measure this prebuilt rr (e.g. one built from an older commit) and show its figures beside")
+	quick := flag.Bool("quick", false, "shorter runs to check that the bench works (not for figures): flags not given take quick values")
 	flag.Parse()
+	if *quick {
+		given := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		for name, value := range quickValues {
+			if !given[name] {
+				if err := flag.Set(name, value); err != nil {
+					fail("-quick: %s: %v", name, err)
+				}
+			}
+		}
+	}
+	if st.monitorCalls < 1 || st.flushRate < 1 || st.churnProducers < 1 || st.churnBatch < 1 || st.monitorGroupSize < 1 {
+		fail("-monitor-calls, -monitor-group-size, -flush-rate, -churn-producers and -churn-batch must be at least 1")
+	}
+	if st.churnBucket <= 0 || st.churnDuration < st.churnBucket {
+		fail("-churn-duration must be at least one -churn-bucket")
+	}
 	if st.rounds < 1 || st.windows < 1 {
 		fail("-rounds and -windows must be at least 1")
 	}
@@ -59,12 +110,16 @@ func main() {
 	if st.only, err = regexp.Compile(*only); err != nil {
 		fail("-only: %v", err)
 	}
-	for _, f := range strings.FieldsFunc(*backlogs, func(r rune) bool { return r == ',' }) {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 0 {
-			fail("-backlogs: %q is not a list of job counts", *backlogs)
+	if st.backlogs, err = jobCounts(*backlogs); err != nil {
+		fail("-backlogs: %v", err)
+	}
+	if st.monitorSizes, err = jobCounts(*monitorSizes); err != nil || len(st.monitorSizes) == 0 {
+		fail("-monitor-sizes: %q is not a list of job counts", *monitorSizes)
+	}
+	if st.beforeRR != "" {
+		if st.beforeRR, err = prebuiltRR(st.beforeRR); err != nil {
+			fail("-before-rr: %v", err)
 		}
-		st.backlogs = append(st.backlogs, n)
 	}
 
 	root, _ := filepath.Abs("..")
@@ -87,6 +142,28 @@ func main() {
 	fmt.Fprintf(os.Stderr, "== the disk flushes an 8 KiB overwrite in %s (median)\n", flush)
 
 	memory, boltdb, sqliteNormal, backends := defineTargets(pgDSN, myDSN)
+
+	if *monitorOnly || *flushOnly || *churn {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			fail("%v", err)
+		}
+		write := func(name, text string) {
+			if err := os.WriteFile(filepath.Join(*out, name), []byte(text), 0o644); err != nil {
+				fail("%v", err)
+			}
+			fmt.Fprintf(os.Stderr, "wrote %s\n", filepath.Join(*out, name))
+		}
+		if *monitorOnly {
+			write("monitoring.md", monitorReport(runMonitor(bin, root, backends, st), st, bin))
+		}
+		if *flushOnly {
+			write("flush.md", flushReport(runFlush(bin, root, backends, st), st))
+		}
+		if *churn {
+			write("churn.md", churnReport(runChurn(bin, root, backends, st), st))
+		}
+		return
+	}
 
 	if *groupsOnly {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -125,6 +202,28 @@ func main() {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
+}
+
+// quickValues are what -quick sets of the flags not given: a pass through each measurement in a few
+// minutes, to check that the bench works.
+var quickValues = map[string]string{
+	"rounds": "1", "windows": "2", "backlogs": "10000,100000",
+	"monitor-sizes": "10000,100000", "monitor-calls": "20",
+	"flush-jobs": "100000", "flush-baseline": "5s",
+	"churn-duration": "1m", "churn-bucket": "10s",
+}
+
+// jobCounts parses a comma-separated list of job counts.
+func jobCounts(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' }) {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a list of job counts", list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // fail stops the bench: a run that lost one figure would write tables that mislead.

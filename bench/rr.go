@@ -55,6 +55,7 @@ func prebuiltRR(path string) (string, error) {
 type rrProcess struct {
 	cmd         *exec.Cmd
 	c           *rpc.Client
+	rpcAddr     string
 	out         string // the PHP workers' record of every job they received
 	metricsAddr string
 	profile     string // where rr writes its CPU profile, if asked
@@ -65,8 +66,15 @@ var profileSeq int
 // startRR serves pipeline p of tg in dir with the no-op PHP workers; consume starts p at once,
 // otherwise it waits for jobs.Resume.
 func startRR(bin, root, dir string, tg target, st settings, workers int, consume bool) (*rrProcess, error) {
+	return startRRWith(bin, root, dir, tg, st, workers, consume, nil)
+}
+
+// startRRWith is startRR with more pipelines beside p, each with tg's driver and config and its
+// own queue (the pipeline's name), never consumed until resumed.
+func startRRWith(bin, root, dir string, tg target, st settings, workers int, consume bool, more []string) (*rrProcess, error) {
 	p := &rrProcess{out: filepath.Join(dir, "out.jsonl"), metricsAddr: fmt.Sprintf("127.0.0.1:%d", freePort())}
 	rpcAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	p.rpcAddr = rpcAddr
 	consumeYAML := "[]"
 	if consume {
 		consumeYAML = "[p]"
@@ -95,6 +103,9 @@ jobs:
       %s
 `, rpcAddr, filepath.Join(root, "tests/php/worker.php"), p.out, p.metricsAddr, strings.ReplaceAll(tg.extra, "%DIR%", dir),
 		consumeYAML, workers, strings.ReplaceAll(tg.pipeline, "%DIR%", dir))
+	for _, name := range more {
+		cfg += fmt.Sprintf("    %s:\n      %s\n", name, strings.ReplaceAll(tg.pipeline, "%DIR%", dir))
+	}
 	cfgPath := filepath.Join(dir, "rr.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -112,7 +123,7 @@ jobs:
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	c, err := dialReady(rpcAddr)
+	c, err := dialReady(rpcAddr, 1+len(more))
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%w\n%s", err, logs.String())
@@ -168,14 +179,14 @@ func push(c *rpc.Client, id, payload string) error {
 	return c.Call("jobs.Push", &jobsProto.PushRequest{Job: job(id, payload)}, &jobsProto.Empty{})
 }
 
-// dialReady connects once pipeline p's driver exists (jobs.Stat lists it).
-func dialReady(addr string) (*rpc.Client, error) {
+// dialReady connects once the pipelines' drivers exist (jobs.Stat lists all of them).
+func dialReady(addr string, pipelines int) (*rpc.Client, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if conn, err := net.Dial("tcp", addr); err == nil {
 			c := rpc.NewClientWithCodec(goridgeRpc.NewClientCodec(conn))
 			var st jobsProto.Stats
-			if c.Call("jobs.Stat", &jobsProto.Empty{}, &st) == nil && len(st.GetStats()) == 1 {
+			if c.Call("jobs.Stat", &jobsProto.Empty{}, &st) == nil && len(st.GetStats()) == pipelines {
 				return c, nil
 			}
 			_ = c.Close()
