@@ -16,6 +16,10 @@ import (
 // callTimeout bounds one call's database work.
 const callTimeout = 30 * time.Second
 
+// bulkTimeout bounds a Flush or a Move: a million jobs take a while, in short batches that let
+// pushes and claims run between them.
+const bulkTimeout = 15 * time.Minute
+
 // Target is a pipeline as the service sees it.
 type Target struct {
 	Pipeline   string
@@ -211,7 +215,7 @@ func (s *Service) Flush(in *FlushRequest, out *CountResponse) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), bulkTimeout)
 	defer cancel()
 	out.Count, err = t.Store.Flush(ctx, t.Queue, g)
 	return err
@@ -248,7 +252,7 @@ func (s *Service) Move(in *MoveRequest, out *CountResponse) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), bulkTimeout)
 	defer cancel()
 	if out.Count, err = from.Store.Move(ctx, from.Queue, to.Queue, in.Priority, g, to.GroupBy); err != nil {
 		return err

@@ -17,6 +17,7 @@ var mysqlDialect = dialect{
 	// time zone and its daylight saving jumps.
 	now:                `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)`,
 	forUpdate:          " FOR UPDATE",
+	primaryKeyScan:     " FORCE INDEX (PRIMARY)",
 	claim:              mysqlClaim,
 	claimSQL:           mysqlClaimSQL,
 	explainPrefix:      "EXPLAIN ",

@@ -159,8 +159,10 @@ func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g
 }
 
 // inBatches applies write to the waiting jobs of a queue (of one group when g is set), opBatch
-// ids at a time, until none is left of those queued when it began (jobs pushed meanwhile stay:
-// a flush under a steady stream of pushes ends). The write re-checks queue and reserved_by: a job
+// ids at a time in id order, up to the last id when it began (jobs pushed meanwhile stay: a flush
+// under a steady stream of pushes ends). Each pick starts after the previous one's last id along
+// the primary key, so it never walks again over what earlier batches deleted (PostgreSQL and InnoDB
+// keep those entries until vacuum or purge). The write re-checks queue and reserved_by: a job
 // claimed or moved between the read and the write is left alone. Returns the rows written.
 func (s *sqlStore) inBatches(ctx context.Context, queue string, g Group, write func(ids []int64) (sql.Result, error)) (int64, error) {
 	filter, args, err := s.groupFilter(g)
@@ -171,11 +173,11 @@ func (s *sqlStore) inBatches(ctx context.Context, queue string, g Group, write f
 	if err := s.queryRow(ctx, s.w, `SELECT MAX(id) FROM rr_jobs`).Scan(&last); err != nil || last == nil {
 		return 0, err
 	}
-	pick := `SELECT id FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND id <= ?` + filter + ` LIMIT ?`
-	pickArgs := append(append([]any{queue, *last}, args...), opBatch)
-	var total int64
+	pick := `SELECT id FROM rr_jobs` + s.d.primaryKeyScan + ` WHERE id > ? AND id <= ? AND queue = ? AND reserved_by IS NULL` + filter +
+		` ORDER BY id LIMIT ?`
+	var total, after int64
 	for {
-		ids, err := s.ids(ctx, s.r, pick, pickArgs...) // a reader: SQLite's writer is held by the writes alone
+		ids, err := s.ids(ctx, s.r, pick, append(append([]any{after, *last, queue}, args...), opBatch)...) // a reader: SQLite's writer is held by the writes alone
 		if err != nil || len(ids) == 0 {
 			return total, err
 		}
@@ -188,6 +190,7 @@ func (s *sqlStore) inBatches(ctx context.Context, queue string, g Group, write f
 		if len(ids) < opBatch {
 			return total, nil
 		}
+		after = ids[len(ids)-1]
 	}
 }
 

@@ -48,6 +48,9 @@ type dialect struct {
 	// placeholders: a network round trip per batch instead of per job. nil: one statement per
 	// fence (SQLite, which runs in process).
 	fencedWhere func(fences []Fence) (where string, args []any)
+	// primaryKeyScan makes a read walk the primary key (Flush and Move page along it in id order)
+	// where the planner would rather take the queue's index and sort what it finds.
+	primaryKeyScan string
 	// forUpdate locks the rows a read selects until the transaction ends ("" where one write
 	// transaction runs at a time anyway).
 	forUpdate string
