@@ -109,6 +109,17 @@ func TestKillLoopFailsNoJobNoWorkerSaw(t *testing.T) {
 			if unseen != 0 || lost != 0 {
 				t.Fatalf("%d jobs failed without a worker seeing them, %d lost", unseen, lost)
 			}
+			// The counts are kept by the database with each write, never recounted: six SIGKILLs
+			// in the middle of claims and acks leave them equal to the rows.
+			c := n.client()
+			defer c.Close()
+			var st sqlrpc.StatsResponse
+			if err := c.Call("sql.Stats", &sqlrpc.StatsRequest{Pipelines: []string{"p"}}, &st); err != nil {
+				t.Fatal(err)
+			}
+			if s := st.Stats[0]; s.Failed != int64(len(failed)) || s.Ready+s.Delayed+s.Reserved != 0 {
+				t.Fatalf("sql.Stats after the kills = %+v: want no job waiting and %d failed, as the rows say", s, len(failed))
+			}
 		})
 	}
 }
