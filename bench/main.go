@@ -67,6 +67,7 @@ func main() {
 	flag.StringVar(&st.profileDir, "cpuprofile", "", "directory where rr writes a pprof CPU profile of each run")
 	flag.StringVar(&st.prebuilt, "rr", "", "measure this prebuilt rr binary instead of building ../cmd/rr, e.g. one built from an older commit (a relative path is from bench/)")
 	groupsOnly := flag.Bool("groups-only", false, "run only the fairness rows (group_by) and write groups.md")
+	noGroups := flag.Bool("no-groups", false, "leave the fairness rows (group_by) out of results.md (a shorter run of the main rows)")
 	monitorOnly := flag.Bool("monitor-only", false, "run only the monitoring calls against the backlog and write monitoring.md")
 	monitorSizes := flag.String("monitor-sizes", "10000,1000000", "monitoring.md: the backlogs the calls are timed against")
 	flag.IntVar(&st.monitorCalls, "monitor-calls", 50, "monitoring.md: timed calls of each kind per backlog")
@@ -183,7 +184,10 @@ func main() {
 	backlog := runBacklogs(bin, root, append([]func() target{same(memory)}, backends...), st)
 
 	remote := runCrossNode(bin, root, pgDSN, st)
-	groups := runGroups(bin, root, backends, st)
+	var groups []groupResult
+	if !*noGroups {
+		groups = runGroups(bin, root, backends, st)
+	}
 
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fail("%v", err)
