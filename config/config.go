@@ -42,7 +42,7 @@ type Connection struct {
 	HeartbeatInterval time.Duration
 	NodeTTL           time.Duration
 	// Migrate applies the embedded schema migrations at start (under a lock); off, the schema is
-	// only checked, for DBAs who apply `rr schema DIALECT` themselves.
+	// only checked, for DBAs who apply schema/DIALECT.sql (or `rr schema DIALECT`) themselves.
 	Migrate bool
 	// ConnectTimeout bounds connecting at start (and each statement of the node's registration):
 	// a database that does not answer stops rr instead of hanging it. MigrateTimeout bounds the
