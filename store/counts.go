@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -64,24 +65,61 @@ func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) 
 	if st.Ready == 0 {
 		return st, nil
 	}
-	// The oldest ready job is the first due entry of some priority in the claim index: one probe
-	// per priority in use (a loose index scan), not a walk over the backlog.
-	var age *int64
-	err := s.queryRow(ctx, s.r, `WITH RECURSIVE prio (p) AS (
-			SELECT MIN(priority) FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL
-			UNION ALL
-			SELECT (SELECT MIN(priority) FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND priority > prio.p)
-			FROM prio WHERE prio.p IS NOT NULL)
-		SELECT {now} - MIN((SELECT MIN(available_at) FROM rr_jobs
-			WHERE queue = ? AND reserved_by IS NULL AND priority = prio.p AND available_at <= {now}))
-		FROM prio WHERE prio.p IS NOT NULL`, queue, queue, queue).Scan(&age)
+	age, err := s.oldestReady(ctx, queue)
 	if err != nil {
 		return st, fmt.Errorf("oldest ready job of queue %s: %w", queue, err)
 	}
-	if age != nil {
-		st.OldestReady = time.Duration(*age) * time.Millisecond
-	}
+	st.OldestReady = age
 	return st, nil
+}
+
+// oldestReady is the age of the queue's oldest ready job: the first due entry of one of the
+// priorities in use, each found by a probe of the claim index that starts where the previous
+// priority ended (a loose index scan done by hand: MySQL and MariaDB walk every entry for a
+// correlated "priority > p", and nothing else depends on the backlog). Past maxPriorityProbes
+// priorities the answer is the oldest among them.
+func (s *sqlStore) oldestReady(ctx context.Context, queue string) (time.Duration, error) {
+	const maxPriorityProbes = 64
+	var (
+		now    int64
+		oldest *int64
+		prio   *int64
+	)
+	if err := s.queryRow(ctx, s.r, `SELECT {now}`).Scan(&now); err != nil {
+		return 0, err
+	}
+	for range maxPriorityProbes {
+		var next int64
+		var err error
+		if prio == nil {
+			err = s.queryRow(ctx, s.r, `SELECT priority FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL
+				ORDER BY priority LIMIT 1`, queue).Scan(&next)
+		} else {
+			err = s.queryRow(ctx, s.r, `SELECT priority FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND priority > ?
+				ORDER BY priority LIMIT 1`, queue, *prio).Scan(&next)
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		prio = &next
+		var due int64
+		err = s.queryRow(ctx, s.r, `SELECT available_at FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND priority = ? AND available_at <= ?
+			ORDER BY available_at LIMIT 1`, queue, next, now).Scan(&due)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return 0, err
+		case oldest == nil || due < *oldest:
+			oldest = &due
+		}
+	}
+	if oldest == nil {
+		return 0, nil
+	}
+	return time.Duration(now-*oldest) * time.Millisecond, nil
 }
 
 // FoldCounts moves the counts of the buckets whose second has passed into bucket 0 (their jobs

@@ -216,3 +216,22 @@ func TestFlushAndMoveRunInBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestOldestReadyAcrossPriorities: the oldest ready job may sit behind a better priority's, and a
+// delayed job is not ready however old its row.
+func TestOldestReadyAcrossPriorities(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		mustInsert(t, s, NewJob{JobID: "old", Priority: 9})
+		mustInsert(t, s, NewJob{JobID: "later", Priority: 1, Delay: time.Hour})
+		elapse(t, s, 10*time.Minute)
+		mustInsert(t, s, NewJob{JobID: "new", Priority: 1})
+		mustInsert(t, s, NewJob{JobID: "newer", Priority: 5})
+		st, err := s.Stats(ctx, "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.OldestReady < 10*time.Minute || st.OldestReady > 11*time.Minute {
+			t.Fatalf("oldest ready = %v, want the priority 9 job's 10 minutes", st.OldestReady)
+		}
+	})
+}
