@@ -41,7 +41,7 @@ func grouped(tg target) target {
 func runGroups(bin, root string, backends []func() target, st settings) []groupResult {
 	var out []groupResult
 	for _, next := range backends {
-		name := next().name
+		name := nameOf(next)
 		if !st.only.MatchString(name) {
 			continue
 		}
