@@ -16,42 +16,24 @@ import (
 
 // Counts reports a queue's jobs by state.
 func (s *sqlStore) Counts(ctx context.Context, queue string) (Counts, error) {
-	var c Counts
 	if err := s.check(); err != nil {
-		return c, err
+		return Counts{}, err
 	}
-	var failed int64
-	if err := s.readCounts(ctx, queue, &c, &failed); err != nil {
-		return c, err
-	}
-	return c, nil
+	c, _, err := s.readCounts(ctx, queue)
+	return c, err
 }
 
-// FailedCount is the number of failed jobs of a queue.
-func (s *sqlStore) FailedCount(ctx context.Context, queue string) (int64, error) {
-	if err := s.check(); err != nil {
-		return 0, err
-	}
-	var (
-		c      Counts
-		failed int64
-	)
-	if err := s.readCounts(ctx, queue, &c, &failed); err != nil {
-		return 0, err
-	}
-	return failed, nil
-}
-
-func (s *sqlStore) readCounts(ctx context.Context, queue string, c *Counts, failed *int64) error {
-	err := s.queryRow(ctx, s.r, `SELECT
+// readCounts sums the queue's count rows: its jobs by state and its failed jobs.
+func (s *sqlStore) readCounts(ctx context.Context, queue string) (c Counts, failed int64, err error) {
+	err = s.queryRow(ctx, s.r, `SELECT
 			COALESCE(SUM(CASE WHEN bucket * 1000 <= {now} THEN waiting ELSE 0 END), 0),
 			COALESCE(SUM(CASE WHEN bucket * 1000 > {now} THEN waiting ELSE 0 END), 0),
 			COALESCE(SUM(reserved), 0), COALESCE(SUM(failed), 0)
-		FROM rr_job_counts WHERE queue = ?`, queue).Scan(&c.Ready, &c.Delayed, &c.Reserved, failed)
+		FROM rr_job_counts WHERE queue = ?`, queue).Scan(&c.Ready, &c.Delayed, &c.Reserved, &failed)
 	if err != nil {
-		return fmt.Errorf("count jobs of queue %s: %w", queue, err)
+		return c, 0, fmt.Errorf("count jobs of queue %s: %w", queue, err)
 	}
-	return nil
+	return c, failed, nil
 }
 
 func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) {
@@ -59,7 +41,8 @@ func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) 
 	if err := s.check(); err != nil {
 		return st, err
 	}
-	if err := s.readCounts(ctx, queue, &st.Counts, &st.Failed); err != nil {
+	var err error
+	if st.Counts, st.Failed, err = s.readCounts(ctx, queue); err != nil {
 		return st, err
 	}
 	if st.Ready == 0 {

@@ -156,8 +156,6 @@ type Store interface {
 	Release(ctx context.Context, fences []Fence) (int64, error)
 	// Counts reports a queue's jobs by state.
 	Counts(ctx context.Context, queue string) (Counts, error)
-	// FailedCount is the number of failed jobs of a queue.
-	FailedCount(ctx context.Context, queue string) (int64, error)
 	// FoldCounts merges the count rows of delays that have passed (run now and then): the counts
 	// stay a few rows per queue. Returns the rows merged.
 	FoldCounts(ctx context.Context) (int64, error)

@@ -254,10 +254,9 @@ func TestFailMovesToFailedJobs(t *testing.T) {
 		if ok, _ := s.Fail(ctx, got[0].Fence, "again", 1); ok {
 			t.Fatal("failed twice with one fence")
 		}
-		n, _ := s.FailedCount(ctx, "q")
-		c, _ := s.Counts(ctx, "q")
-		if n != 1 || c != (Counts{}) {
-			t.Fatalf("failed = %d, counts = %+v", n, c)
+		st, _ := s.Stats(ctx, "q")
+		if st.Failed != 1 || st.Counts != (Counts{}) {
+			t.Fatalf("failed = %d, counts = %+v", st.Failed, st.Counts)
 		}
 	})
 }
