@@ -30,9 +30,12 @@ import (
 // churnResult is one database's sustained run.
 type churnResult struct {
 	target    string
-	processed []int // jobs the workers received, per bucket
-	pushed    []int // jobs pushed, per bucket
-	backlog   int   // pushed but not yet received at the end
+	processed []int     // jobs the workers received, per bucket
+	pushed    []int     // jobs pushed, per bucket
+	claimMs   []float64 // mean duration of each bucket's claims
+	ackMs     []float64 // mean duration of each bucket's ack batches
+	table     []string  // the churned table at the end of each bucket (tableState)
+	backlog   int       // pushed but not yet received at the end
 	warmup    time.Duration
 	plan      string // PostgreSQL: the claim statement's generic plan
 	planOK    bool   // it reads rr_jobs_claim, no sequential scan of rr_jobs
@@ -120,6 +123,9 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 	r.warmup = time.Since(start)
 	start = time.Now()
 	prevDone, prevPushed := processed.Load(), pushed.Load()
+	prevClaims, prevAcks := readHistogram(rr.metricsAddr, "rr_sql_claim_seconds"), readHistogram(rr.metricsAddr, "rr_sql_ack_batch_seconds")
+	state := tableState(tg, dir)
+	defer state.close()
 	for b := 1; time.Duration(b)*st.churnBucket <= st.churnDuration; b++ {
 		for time.Since(start) < time.Duration(b)*st.churnBucket {
 			time.Sleep(100 * time.Millisecond)
@@ -130,16 +136,20 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 		}
 		poll()
 		d, p := processed.Load(), pushed.Load()
+		claims, acks := readHistogram(rr.metricsAddr, "rr_sql_claim_seconds"), readHistogram(rr.metricsAddr, "rr_sql_ack_batch_seconds")
 		r.processed, r.pushed = append(r.processed, int(d-prevDone)), append(r.pushed, int(p-prevPushed))
-		fmt.Fprintf(os.Stderr, "   %s: %d processed, %d pushed\n", time.Duration(b)*st.churnBucket, d-prevDone, p-prevPushed)
-		prevDone, prevPushed = d, p
+		r.claimMs, r.ackMs = append(r.claimMs, claims.meanMsSince(prevClaims)), append(r.ackMs, acks.meanMsSince(prevAcks))
+		r.table = append(r.table, state.read())
+		fmt.Fprintf(os.Stderr, "   %s: %d processed, %d pushed, claim %.2f ms, ack batch %.2f ms, %s\n", time.Duration(b)*st.churnBucket,
+			d-prevDone, p-prevPushed, r.claimMs[len(r.claimMs)-1], r.ackMs[len(r.ackMs)-1], r.table[len(r.table)-1])
+		prevDone, prevPushed, prevClaims, prevAcks = d, p, claims, acks
 	}
 	r.backlog = int(pushed.Load() - processed.Load())
 	if tg.dialect == "postgres" {
 		if r.plan, err = postgresClaimPlan(root, tg.dsn); err != nil {
 			return r, fmt.Errorf("the claim's plan: %w", err)
 		}
-		r.planOK = strings.Contains(r.plan, "using rr_jobs_claim") && !strings.Contains(r.plan, "Seq Scan on rr_jobs")
+		r.planOK = planReadsClaimIndex(r.plan)
 		r.tableStat = postgresTableStat(tg.dsn)
 	}
 	return r, nil
@@ -407,6 +417,14 @@ func churnReport(rs []churnResult, st settings) string {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %+.1f %% | %s | %.0f | %d | %s |\n", strings.TrimPrefix(r.target, "sql/"), first, last, change*100, mark,
 			float64(total)/float64(len(r.pushed))*per, r.backlog, r.warmup.Round(100*time.Millisecond))
+	}
+	for _, r := range rs {
+		fmt.Fprintf(&b, "\n## %s: each period\n\nThe mean claim and ack batch of the period (rr's histograms), and the jobs table at its end.\n\n"+
+			"| period | processed /min | claim ms | ack batch ms | table |\n|---|---|---|---|---|\n", r.target)
+		for i := range r.processed {
+			fmt.Fprintf(&b, "| %s–%s | %.0f | %.2f | %.2f | %s |\n", bucketEdge(time.Duration(i)*st.churnBucket), bucketEdge(time.Duration(i+1)*st.churnBucket),
+				float64(r.processed[i])*per, r.claimMs[i], r.ackMs[i], r.table[i])
+		}
 	}
 	for _, r := range rs {
 		if r.plan == "" {

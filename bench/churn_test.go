@@ -39,3 +39,29 @@ func mustDuration(t *testing.T, s string) time.Duration {
 	}
 	return d
 }
+
+// A bitmap scan of rr_jobs_claim reads the index as an index scan does (PostgreSQL picks it when
+// few rows wait); a sequential scan of rr_jobs anywhere fails the plan.
+func TestPlanReadsClaimIndex(t *testing.T) {
+	for plan, want := range map[string]bool{
+		"->  Index Scan using rr_jobs_claim on rr_jobs":                              true,
+		"->  Bitmap Heap Scan on rr_jobs\n  ->  Bitmap Index Scan on rr_jobs_claim":  true,
+		"->  Seq Scan on rr_jobs":                                                    false,
+		"->  Index Scan using rr_jobs_claim on rr_jobs\n  ->  Seq Scan on rr_jobs j": false,
+		"->  Index Scan using rr_jobs_pkey on rr_jobs j":                             false,
+	} {
+		if got := planReadsClaimIndex(plan); got != want {
+			t.Errorf("planReadsClaimIndex(%q) = %v, want %v", plan, got, want)
+		}
+	}
+}
+
+func TestHistogramMeanSince(t *testing.T) {
+	earlier, now := histogram{count: 10, sum: 0.5}, histogram{count: 30, sum: 0.9}
+	if got := now.meanMsSince(earlier); got < 19.99 || got > 20.01 {
+		t.Errorf("mean of 20 observations summing 0.4 s = %v ms, want 20", got)
+	}
+	if got := earlier.meanMsSince(earlier); got != 0 {
+		t.Errorf("no observation since: %v, want 0", got)
+	}
+}

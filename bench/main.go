@@ -83,7 +83,7 @@ func main() {
 	flag.IntVar(&st.churnBacklog, "churn-backlog", 10_000, "churn.md: the producers push while fewer jobs than this wait")
 	flag.IntVar(&st.churnProducers, "churn-producers", 4, "churn.md: concurrent producers")
 	flag.IntVar(&st.churnBatch, "churn-batch", 100, "churn.md: jobs per producer call")
-	flag.StringVar(&st.churnProducer, "churn-producer", "rpc", "churn.md: rpc (jobs.PushBatch) or insert (multi-row INSERTs straight into the jobs table, the transactional-enqueue contract)")
+	flag.StringVar(&st.churnProducer, "churn-producer", "insert", "churn.md: insert (multi-row INSERTs straight into the jobs table, the transactional-enqueue contract: producers that outrun the workers, so that the claims are measured) or rpc (jobs.PushBatch, one commit per job: the run is push-bound)")
 	flag.StringVar(&st.beforeRR, "before-rr", "", "monitoring.md and flush.md: also measure this prebuilt rr (e.g. one built from an older commit) and show its figures beside")
 	quick := flag.Bool("quick", false, "shorter runs to check that the bench works (not for figures): flags not given take quick values")
 	flag.Parse()

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// What churn.md shows beside each period's throughput, to tell a slower minute's cause: the mean
+// claim and ack batch (rr's own histograms) and the state of the churned table.
+
+// planReadsClaimIndex: the plan reads rr_jobs through rr_jobs_claim (an index scan, or a bitmap
+// scan of it, which PostgreSQL picks when its statistics say few rows wait) and never sequentially.
+func planReadsClaimIndex(plan string) bool {
+	return (strings.Contains(plan, "using rr_jobs_claim") || strings.Contains(plan, "Bitmap Index Scan on rr_jobs_claim")) &&
+		!strings.Contains(plan, "Seq Scan on rr_jobs")
+}
+
+// histogram is a Prometheus histogram's count and sum at one moment.
+type histogram struct{ count, sum float64 }
+
+func readHistogram(addr, name string) histogram {
+	return histogram{count: metricSum(addr, name+"_count"), sum: metricSum(addr, name+"_sum")}
+}
+
+// meanMsSince is the mean observation in milliseconds since an earlier reading (0 without any).
+func (h histogram) meanMsSince(earlier histogram) float64 {
+	if h.count <= earlier.count {
+		return 0
+	}
+	return (h.sum - earlier.sum) / (h.count - earlier.count) * 1000
+}
+
+// tableProbe reads what churns in the database at the end of each period: PostgreSQL's dead rows
+// in rr_jobs and its autovacuums so far, InnoDB's purge lag (undo history not yet purged), SQLite's
+// free pages.
+type tableProbe struct {
+	db    *sql.DB
+	query string
+	show  func(row *sql.Row) string
+}
+
+func tableState(tg target, dir string) tableProbe {
+	dsn := tg.dsn
+	var p tableProbe
+	switch tg.dialect {
+	case "postgres":
+		p.query = `SELECT n_dead_tup, autovacuum_count FROM pg_stat_user_tables WHERE relname = 'rr_jobs'`
+		p.show = func(row *sql.Row) string {
+			var dead, vacuums int64
+			if err := row.Scan(&dead, &vacuums); err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("%d dead rows, %d autovacuums", dead, vacuums)
+		}
+	case "mysql":
+		p.query = `SELECT count FROM information_schema.INNODB_METRICS WHERE name = 'trx_rseg_history_len'`
+		p.show = func(row *sql.Row) string {
+			var history int64
+			if err := row.Scan(&history); err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("purge lag %d", history)
+		}
+	case "sqlite":
+		dsn = "file:" + filepath.Join(dir, "jobs.db") + "?mode=ro&_pragma=busy_timeout(10000)"
+		p.query = `SELECT (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_count FROM pragma_page_count)`
+		p.show = func(row *sql.Row) string {
+			var free, pages int64
+			if err := row.Scan(&free, &pages); err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("%d free pages of %d", free, pages)
+		}
+	default:
+		return p
+	}
+	p.db, _ = sql.Open(driverNames[tg.dialect], dsn)
+	return p
+}
+
+func (p tableProbe) read() string {
+	if p.db == nil {
+		return ""
+	}
+	return p.show(p.db.QueryRow(p.query))
+}
+
+func (p tableProbe) close() {
+	if p.db != nil {
+		_ = p.db.Close()
+	}
+}
