@@ -3,6 +3,7 @@ package main
 import (
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -33,8 +34,8 @@ func (h histogram) meanMsSince(earlier histogram) float64 {
 }
 
 // tableProbe reads what churns in the database at the end of each period: PostgreSQL's dead rows
-// in rr_jobs and its autovacuums so far, InnoDB's purge lag (undo history not yet purged), SQLite's
-// free pages.
+// in rr_jobs, its autovacuums and the server's checkpoints so far, InnoDB's purge lag (undo history
+// not yet purged), SQLite's free pages and the size of its WAL file.
 type tableProbe struct {
 	db    *sql.DB
 	query string
@@ -46,13 +47,14 @@ func tableState(tg target, dir string) tableProbe {
 	var p tableProbe
 	switch tg.dialect {
 	case "postgres":
-		p.query = `SELECT n_dead_tup, autovacuum_count FROM pg_stat_user_tables WHERE relname = 'rr_jobs'`
+		p.query = `SELECT n_dead_tup, autovacuum_count, (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)
+			FROM pg_stat_user_tables WHERE relname = 'rr_jobs'`
 		p.show = func(row *sql.Row) string {
-			var dead, vacuums int64
-			if err := row.Scan(&dead, &vacuums); err != nil {
+			var dead, vacuums, checkpoints int64
+			if err := row.Scan(&dead, &vacuums, &checkpoints); err != nil {
 				return err.Error()
 			}
-			return fmt.Sprintf("%d dead rows, %d autovacuums", dead, vacuums)
+			return fmt.Sprintf("%d dead rows, %d autovacuums, %d checkpoints", dead, vacuums, checkpoints)
 		}
 	case "mysql":
 		p.query = `SELECT count FROM information_schema.INNODB_METRICS WHERE name = 'trx_rseg_history_len'`
@@ -66,12 +68,17 @@ func tableState(tg target, dir string) tableProbe {
 	case "sqlite":
 		dsn = "file:" + filepath.Join(dir, "jobs.db") + "?mode=ro&_pragma=busy_timeout(10000)"
 		p.query = `SELECT (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_count FROM pragma_page_count)`
+		wal := filepath.Join(dir, "jobs.db-wal")
 		p.show = func(row *sql.Row) string {
 			var free, pages int64
 			if err := row.Scan(&free, &pages); err != nil {
 				return err.Error()
 			}
-			return fmt.Sprintf("%d free pages of %d", free, pages)
+			var walMB float64
+			if st, err := os.Stat(wal); err == nil {
+				walMB = float64(st.Size()) / (1 << 20)
+			}
+			return fmt.Sprintf("%d free pages of %d, WAL %.1f MB", free, pages, walMB)
 		}
 	default:
 		return p

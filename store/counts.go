@@ -8,11 +8,13 @@ import (
 	"time"
 )
 
-// A queue's counts come from rr_job_counts, which the triggers of migration 0006 keep in step with
-// every write to rr_jobs and rr_failed_jobs, in the writing statement: reading them costs the
-// same with ten jobs queued or a million, and no crash can leave them behind the rows. Ready and
-// delayed are told apart by bucket (see the migration): a delayed job counts as ready from the
-// first whole second at or after its due time.
+// A queue's counts come from rr_counts, which the triggers of migrations 0006 and 0007 keep in
+// step with every insert, delete, requeue and move of rr_jobs and rr_failed_jobs, in the writing
+// statement: reading them costs the same with ten jobs queued or a million, and no crash can leave
+// them behind the rows. Ready and delayed are told apart by bucket (see 0006): a delayed job counts
+// as ready from the first whole second at or after its due time. A claim writes no count: the
+// reserved jobs, counted in their buckets with the waiting ones, are read from the reserved rows
+// themselves (an index range as long as the jobs in flight) in the same statement.
 
 // Counts reports a queue's jobs by state.
 func (s *sqlStore) Counts(ctx context.Context, queue string) (Counts, error) {
@@ -23,17 +25,25 @@ func (s *sqlStore) Counts(ctx context.Context, queue string) (Counts, error) {
 	return c, err
 }
 
-// readCounts sums the queue's count rows: its jobs by state and its failed jobs.
+// readCounts sums the queue's count rows (its jobs by bucket, and its failed jobs) and counts its
+// reserved jobs, in one statement: one snapshot. A reserved job sits in the bucket it was claimed
+// from: a future one (bucket * 1000 > now) when it was due less than a whole second ago, that is
+// due after the current second began and later than it was queued.
 func (s *sqlStore) readCounts(ctx context.Context, queue string) (c Counts, failed int64, err error) {
-	err = s.queryRow(ctx, s.r, `SELECT
-			COALESCE(SUM(CASE WHEN bucket * 1000 <= {now} THEN waiting ELSE 0 END), 0),
-			COALESCE(SUM(CASE WHEN bucket * 1000 > {now} THEN waiting ELSE 0 END), 0),
-			COALESCE(SUM(reserved), 0), COALESCE(SUM(failed), 0)
-		FROM rr_job_counts WHERE queue = ?`, queue).Scan(&c.Ready, &c.Delayed, &c.Reserved, &failed)
+	var ready, future, reserved, reservedFuture int64
+	err = s.queryRow(ctx, s.r, `SELECT counted.ready, counted.future, counted.failed, held.reserved, held.future FROM
+		(SELECT COALESCE(SUM(CASE WHEN bucket * 1000 <= {now} THEN queued ELSE 0 END), 0) AS ready,
+				COALESCE(SUM(CASE WHEN bucket * 1000 > {now} THEN queued ELSE 0 END), 0) AS future,
+				COALESCE(SUM(failed), 0) AS failed
+			FROM rr_counts WHERE queue = ?) counted,
+		(SELECT COUNT(*) AS reserved,
+				COALESCE(SUM(CASE WHEN available_at > {now} - {now} % 1000 AND available_at > COALESCE(queued_at, created_at) THEN 1 ELSE 0 END), 0) AS future
+			FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL) held`, queue, queue).
+		Scan(&ready, &future, &failed, &reserved, &reservedFuture)
 	if err != nil {
 		return c, 0, fmt.Errorf("count jobs of queue %s: %w", queue, err)
 	}
-	return c, failed, nil
+	return Counts{Ready: ready - (reserved - reservedFuture), Delayed: future - reservedFuture, Reserved: reserved}, failed, nil
 }
 
 func (s *sqlStore) Stats(ctx context.Context, queue string) (QueueStats, error) {
@@ -118,7 +128,7 @@ func (s *sqlStore) FoldCounts(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("fold counts: %w", err)
 	}
 	cut := now/1000 - 1 // buckets before the current second
-	rows, err := s.query(ctx, s.w, `SELECT DISTINCT queue FROM rr_job_counts WHERE bucket > 0 AND bucket <= ?`, cut)
+	rows, err := s.query(ctx, s.w, `SELECT DISTINCT queue FROM rr_counts WHERE bucket > 0 AND bucket <= ?`, cut)
 	if err != nil {
 		return 0, fmt.Errorf("fold counts: %w", err)
 	}
@@ -161,57 +171,55 @@ func (s *sqlStore) foldQueue(ctx context.Context, queue string, cut int64) (int6
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := s.exec(ctx, tx, `SELECT stripe FROM rr_job_counts WHERE queue = ? AND bucket = 0 ORDER BY stripe`+s.d.forUpdate, queue); err != nil {
+	if _, err := s.exec(ctx, tx, `SELECT stripe FROM rr_counts WHERE queue = ? AND bucket = 0 ORDER BY stripe`+s.d.forUpdate, queue); err != nil {
 		return 0, err
 	}
-	rows, err := s.query(ctx, tx, `SELECT bucket, stripe, waiting, reserved FROM rr_job_counts
+	rows, err := s.query(ctx, tx, `SELECT bucket, stripe, queued FROM rr_counts
 		WHERE queue = ? AND bucket > 0 AND bucket <= ? ORDER BY bucket, stripe`+s.d.forUpdate, queue, cut)
 	if err != nil {
 		return 0, err
 	}
-	type sums struct{ waiting, reserved int64 }
-	byStripe := map[int64]sums{}
+	byStripe := map[int64]int64{}
 	var keys []countKey
 	for rows.Next() {
 		var (
-			k    countKey
-			w, r int64
+			k      countKey
+			queued int64
 		)
-		if err := rows.Scan(&k.bucket, &k.stripe, &w, &r); err != nil {
+		if err := rows.Scan(&k.bucket, &k.stripe, &queued); err != nil {
 			rows.Close()
 			return 0, err
 		}
 		keys = append(keys, k)
-		t := byStripe[k.stripe]
-		byStripe[k.stripe] = sums{t.waiting + w, t.reserved + r}
+		byStripe[k.stripe] += queued
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	for stripe, t := range byStripe {
-		if err := s.addToBucketZero(ctx, tx, queue, stripe, t.waiting, t.reserved); err != nil {
+	for stripe, queued := range byStripe {
+		if err := s.addToBucketZero(ctx, tx, queue, stripe, queued); err != nil {
 			return 0, err
 		}
 	}
 	for _, k := range keys {
-		if _, err := s.exec(ctx, tx, `DELETE FROM rr_job_counts WHERE queue = ? AND bucket = ? AND stripe = ?`, queue, k.bucket, k.stripe); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM rr_counts WHERE queue = ? AND bucket = ? AND stripe = ?`, queue, k.bucket, k.stripe); err != nil {
 			return 0, err
 		}
 	}
 	return int64(len(keys)), tx.Commit()
 }
 
-func (s *sqlStore) addToBucketZero(ctx context.Context, tx *sql.Tx, queue string, stripe, waiting, reserved int64) error {
-	res, err := s.exec(ctx, tx, `UPDATE rr_job_counts SET waiting = waiting + ?, reserved = reserved + ?
-		WHERE queue = ? AND bucket = 0 AND stripe = ?`, waiting, reserved, queue, stripe)
+func (s *sqlStore) addToBucketZero(ctx context.Context, tx *sql.Tx, queue string, stripe, queued int64) error {
+	res, err := s.exec(ctx, tx, `UPDATE rr_counts SET queued = queued + ?
+		WHERE queue = ? AND bucket = 0 AND stripe = ?`, queued, queue, stripe)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		return nil
 	}
-	_, err = s.exec(ctx, tx, `INSERT INTO rr_job_counts (queue, bucket, stripe, waiting, reserved) VALUES (?, 0, ?, ?, ?)`,
-		queue, stripe, waiting, reserved)
+	_, err = s.exec(ctx, tx, `INSERT INTO rr_counts (queue, bucket, stripe, queued) VALUES (?, 0, ?, ?)`,
+		queue, stripe, queued)
 	return err
 }

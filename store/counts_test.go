@@ -42,8 +42,65 @@ func exact(t *testing.T, s Store, step string, queues ...string) {
 	}
 }
 
+// TestCountsOfAJobHeldInAFutureBucket: a reserved job stays counted in its bucket, and one whose
+// bucket's second has not begun (due within the current second when claimed, or written reserved
+// by hand with its due time ahead) is reserved, not delayed.
+func TestCountsOfAJobHeldInAFutureBucket(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		st := s.(*sqlStore)
+		if _, err := st.exec(ctx, st.w, `INSERT INTO rr_jobs (queue, job_id, name, payload, headers, priority, available_at, created_at,
+				reserved_by, claim_token, reserved_at, lease_until)
+			VALUES ('q', 'held', 'Job', '', '{}', 10, {now} + 1500, {now}, 'n', 1, {now}, {now} + 60000)`); err != nil {
+			t.Fatal(err)
+		}
+		mustInsert(t, s, NewJob{JobID: "later", Delay: time.Hour})
+		mustInsert(t, s, NewJob{JobID: "now"})
+		exact(t, s, "a job held before its second, a delayed one and a ready one", "q")
+		got, err := s.Stats(ctx, "q")
+		if err != nil || got.Counts != (Counts{Ready: 1, Delayed: 1, Reserved: 1}) {
+			t.Fatalf("stats %+v, %v; want 1 ready, 1 delayed, 1 reserved", got.Counts, err)
+		}
+		held, err := claim(s, "q", "n2", 10)
+		if err != nil || len(held) != 1 {
+			t.Fatalf("claimed %d, %v; want the ready job", len(held), err)
+		}
+		exact(t, s, "the ready job claimed too", "q")
+	})
+}
+
+// TestCountsSurviveTheMigrationOffTheClaims: migration 0007 counts again what 0006 counted,
+// reserved and failed jobs included.
+func TestCountsSurviveTheMigrationOffTheClaims(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		st := s.(*sqlStore)
+		dropSchema(t, st)
+		if err := st.migrateUpTo(ctx, 6); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint("r", i)})
+		}
+		mustInsert(t, s, NewJob{JobID: "d", Delay: time.Hour})
+		got, err := claim(s, "q", "n", 2)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("claim 2: %d, %v", len(got), err)
+		}
+		if ok, err := s.Fail(ctx, got[0].Fence, "boom", 1); !ok || err != nil {
+			t.Fatalf("fail: %v, %v", ok, err)
+		}
+		if err := st.migrate(ctx); err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		exact(t, s, "after migration 0007", "q")
+		c, _ := s.Stats(ctx, "q")
+		if c.Counts != (Counts{Ready: 2, Delayed: 1, Reserved: 1}) || c.Failed != 1 {
+			t.Fatalf("stats %+v failed %d; want 2 ready, 1 delayed, 1 reserved, 1 failed", c.Counts, c.Failed)
+		}
+	})
+}
+
 // TestCountsStayExact walks a job through every write the driver, an operator and an application
-// make, and checks after each that the counts read from rr_job_counts equal the rows.
+// make, and checks after each that the counts read from rr_counts equal the rows.
 func TestCountsStayExact(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		st := s.(*sqlStore)

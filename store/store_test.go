@@ -64,7 +64,7 @@ func serverDSN(t testing.TB, env string) string {
 // (the integration suites use databases of their own).
 func emptied(t testing.TB, s Store) Store {
 	db := s.(*sqlStore).w
-	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines", "rr_queues", "rr_overflow", "rr_job_counts"} {
+	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines", "rr_queues", "rr_overflow", "rr_counts"} {
 		if _, err := db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 			t.Fatal(err)
 		}
@@ -710,21 +710,27 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 
 // TestMigrationUpgradesTheSchemaBefore: a database created before the delivery counts (migration
 // 0003) keeps its jobs, and what their attempts meant: every claim counted against max_attempts.
+// dropSchema drops every table and function of the schema, for a test that migrates from an older one.
+func dropSchema(t *testing.T, st *sqlStore) {
+	t.Helper()
+	drop := []string{"DROP TABLE rr_jobs", "DROP TABLE rr_failed_jobs", "DROP TABLE rr_nodes", "DROP TABLE rr_pipelines", "DROP TABLE rr_schema_migrations",
+		"DROP TABLE rr_queues", "DROP TABLE rr_overflow", "DROP TABLE rr_counts"}
+	if st.Dialect() == "postgres" {
+		for _, f := range []string{"rr_jobs_notify", "rr_jobs_count_insert", "rr_jobs_count_update", "rr_jobs_count_delete", "rr_failed_jobs_count"} {
+			drop = append(drop, "DROP FUNCTION IF EXISTS "+f+" CASCADE")
+		}
+	}
+	for _, q := range drop {
+		if _, err := st.w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		st := s.(*sqlStore)
-		drop := []string{"DROP TABLE rr_jobs", "DROP TABLE rr_failed_jobs", "DROP TABLE rr_nodes", "DROP TABLE rr_pipelines", "DROP TABLE rr_schema_migrations",
-			"DROP TABLE rr_queues", "DROP TABLE rr_overflow", "DROP TABLE rr_job_counts"}
-		if s.Dialect() == "postgres" {
-			for _, f := range []string{"rr_jobs_notify", "rr_jobs_count_insert", "rr_jobs_count_update", "rr_jobs_count_delete", "rr_failed_jobs_count"} {
-				drop = append(drop, "DROP FUNCTION IF EXISTS "+f+" CASCADE")
-			}
-		}
-		for _, q := range drop {
-			if _, err := st.w.ExecContext(ctx, q); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dropSchema(t, st)
 		if err := st.migrateUpTo(ctx, 2); err != nil {
 			t.Fatal(err)
 		}
@@ -739,7 +745,7 @@ func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
 		if err := st.migrate(ctx); err != nil {
 			t.Fatalf("upgrade again: %v", err)
 		}
-		exact(t, s, "after the upgrade (migration 0006 counts the rows already queued)", "q")
+		exact(t, s, "after the upgrade (migrations 0006 and 0007 count the rows already queued)", "q")
 		got, err := claim(s, "q", "n", 1)
 		if err != nil || len(got) != 1 || got[0].JobID != "old" || got[0].Deliveries != 2 || got[0].Failures != 2 {
 			t.Fatalf("the job from before the upgrade = %+v, %v; want 2 deliveries that count as 2 failures", got, err)
