@@ -17,6 +17,7 @@ import (
 	"net/rpc"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ type churnResult struct {
 	claimMs   []float64 // mean duration of each bucket's claims
 	ackMs     []float64 // mean duration of each bucket's ack batches
 	table     []string  // the churned table at the end of each bucket (tableState)
+	cpu       []string  // each bucket's CPU by process group (cpuShare)
 	backlog   int       // pushed but not yet received at the end
 	warmup    time.Duration
 	plan      string // PostgreSQL: the claim statement's generic plan
@@ -126,6 +128,7 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 	prevClaims, prevAcks := readHistogram(rr.metricsAddr, "rr_sql_claim_seconds"), readHistogram(rr.metricsAddr, "rr_sql_ack_batch_seconds")
 	state := tableState(tg, dir)
 	defer state.close()
+	prevCPU, prevAt := readCPU(), time.Now()
 	for b := 1; time.Duration(b)*st.churnBucket <= st.churnDuration; b++ {
 		for time.Since(start) < time.Duration(b)*st.churnBucket {
 			time.Sleep(100 * time.Millisecond)
@@ -140,8 +143,11 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 		r.processed, r.pushed = append(r.processed, int(d-prevDone)), append(r.pushed, int(p-prevPushed))
 		r.claimMs, r.ackMs = append(r.claimMs, claims.meanMsSince(prevClaims)), append(r.ackMs, acks.meanMsSince(prevAcks))
 		r.table = append(r.table, state.read())
-		fmt.Fprintf(os.Stderr, "   %s: %d processed, %d pushed, claim %.2f ms, ack batch %.2f ms, %s\n", time.Duration(b)*st.churnBucket,
-			d-prevDone, p-prevPushed, r.claimMs[len(r.claimMs)-1], r.ackMs[len(r.ackMs)-1], r.table[len(r.table)-1])
+		cpu := readCPU()
+		r.cpu = append(r.cpu, cpu.since(prevCPU, time.Since(prevAt)))
+		prevCPU, prevAt = cpu, time.Now()
+		fmt.Fprintf(os.Stderr, "   %s: %d processed, %d pushed, claim %.2f ms, ack batch %.2f ms, %s; CPU %s\n", time.Duration(b)*st.churnBucket,
+			d-prevDone, p-prevPushed, r.claimMs[len(r.claimMs)-1], r.ackMs[len(r.ackMs)-1], r.table[len(r.table)-1], r.cpu[len(r.cpu)-1])
 		prevDone, prevPushed, prevClaims, prevAcks = d, p, claims, acks
 	}
 	r.backlog = int(pushed.Load() - processed.Load())
@@ -419,11 +425,12 @@ func churnReport(rs []churnResult, st settings) string {
 			float64(total)/float64(len(r.pushed))*per, r.backlog, r.warmup.Round(100*time.Millisecond))
 	}
 	for _, r := range rs {
-		fmt.Fprintf(&b, "\n## %s: each period\n\nThe mean claim and ack batch of the period (rr's histograms), and the jobs table at its end.\n\n"+
-			"| period | processed /min | claim ms | ack batch ms | table |\n|---|---|---|---|---|\n", r.target)
+		fmt.Fprintf(&b, "\n## %s: each period\n\nThe mean claim and ack batch of the period (rr's histograms), the jobs table at its end, and the CPU\n"+
+			"each group of processes took (%% of one core; the machine has %d).\n\n"+
+			"| period | processed /min | claim ms | ack batch ms | table | CPU |\n|---|---|---|---|---|---|\n", r.target, runtime.NumCPU())
 		for i := range r.processed {
-			fmt.Fprintf(&b, "| %s–%s | %.0f | %.2f | %.2f | %s |\n", bucketEdge(time.Duration(i)*st.churnBucket), bucketEdge(time.Duration(i+1)*st.churnBucket),
-				float64(r.processed[i])*per, r.claimMs[i], r.ackMs[i], r.table[i])
+			fmt.Fprintf(&b, "| %s–%s | %.0f | %.2f | %.2f | %s | %s |\n", bucketEdge(time.Duration(i)*st.churnBucket), bucketEdge(time.Duration(i+1)*st.churnBucket),
+				float64(r.processed[i])*per, r.claimMs[i], r.ackMs[i], r.table[i], r.cpu[i])
 		}
 	}
 	for _, r := range rs {

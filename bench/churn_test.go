@@ -65,3 +65,19 @@ func TestHistogramMeanSince(t *testing.T) {
 		t.Errorf("no observation since: %v, want 0", got)
 	}
 }
+
+func TestCPUShare(t *testing.T) {
+	for comm, want := range map[string]string{"rr-bench": "rr", "rr": "rr", "php": "php", "postgres": "database", "mariadbd": "database", "kworker/0:1": "other"} {
+		if got := cpuGroup(comm); got != want {
+			t.Errorf("cpuGroup(%q) = %q, want %q", comm, got, want)
+		}
+	}
+	earlier, now := cpuShare{"rr": 100, "php": 50}, cpuShare{"rr": 150, "php": 150, "database": 20}
+	want := "rr 50 %, php 100 %, database 20 %, bench 0 %, kernel 0 %, other 0 %"
+	if got := now.since(earlier, time.Second); got != want {
+		t.Errorf("since = %q, want %q", got, want)
+	}
+	if len(readCPU()) == 0 {
+		t.Error("readCPU read no process")
+	}
+}

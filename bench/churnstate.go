@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // What churn.md shows beside each period's throughput, to tell a slower minute's cause: the mean
@@ -98,4 +100,70 @@ func (p tableProbe) close() {
 	if p.db != nil {
 		_ = p.db.Close()
 	}
+}
+
+// cpuShare is the CPU time of the machine's processes by name over a period: which of rr, its PHP
+// workers, the database server and the rest took the cores (a slower minute with the same claim
+// and ack times is a minute in which something else took them).
+type cpuShare map[string]int64
+
+// readCPU sums utime+stime (clock ticks) of every process, by the name cpuGroup gives it.
+func readCPU() cpuShare {
+	out := cpuShare{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		f := strings.Fields(s[close+2:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		out[cpuGroup(s[open+1:close])] += u + k
+	}
+	b, _ := os.ReadFile("/proc/stat") // the kernel's own time: interrupts and softirqs
+	if f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]); len(f) > 7 {
+		irq, _ := strconv.ParseInt(f[6], 10, 64)
+		softirq, _ := strconv.ParseInt(f[7], 10, 64)
+		out["kernel"] = irq + softirq
+	}
+	return out
+}
+
+// cpuGroup names a process by what it is in the run.
+func cpuGroup(comm string) string {
+	switch {
+	case strings.HasPrefix(comm, "rr"):
+		return "rr"
+	case comm == "php":
+		return "php"
+	case comm == "postgres" || comm == "mariadbd" || comm == "mysqld":
+		return "database"
+	case comm == "bench" || comm == "go":
+		return "bench"
+	}
+	return "other"
+}
+
+// since is each group's share of the machine's cores over the period since earlier, e.g.
+// "rr 41 %, php 35 %, database 80 %, bench 5 %, other 3 %" (of 200 % on two cores).
+func (c cpuShare) since(earlier cpuShare, period time.Duration) string {
+	const ticksPerSecond = 100 // USER_HZ
+	var parts []string
+	for _, g := range []string{"rr", "php", "database", "bench", "kernel", "other"} {
+		pc := float64(c[g]-earlier[g]) / ticksPerSecond / period.Seconds() * 100
+		parts = append(parts, fmt.Sprintf("%s %.0f %%", g, pc))
+	}
+	return strings.Join(parts, ", ")
 }
