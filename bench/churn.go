@@ -125,7 +125,7 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 	r.warmup = time.Since(start)
 	start = time.Now()
 	prevDone, prevPushed := processed.Load(), pushed.Load()
-	prevClaims, prevAcks := readHistogram(rr.metricsAddr, "rr_sql_claim_seconds"), readHistogram(rr.metricsAddr, "rr_sql_ack_batch_seconds")
+	prevClaims, prevAcks := claimAndAck(rr.metricsAddr)
 	state := tableState(tg, dir)
 	defer state.close()
 	prevCPU, prevAt := readCPU(), time.Now()
@@ -139,7 +139,7 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 		}
 		poll()
 		d, p := processed.Load(), pushed.Load()
-		claims, acks := readHistogram(rr.metricsAddr, "rr_sql_claim_seconds"), readHistogram(rr.metricsAddr, "rr_sql_ack_batch_seconds")
+		claims, acks := claimAndAck(rr.metricsAddr)
 		r.processed, r.pushed = append(r.processed, int(d-prevDone)), append(r.pushed, int(p-prevPushed))
 		r.claimMs, r.ackMs = append(r.claimMs, claims.meanMsSince(prevClaims)), append(r.ackMs, acks.meanMsSince(prevAcks))
 		r.table = append(r.table, state.read())

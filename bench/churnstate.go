@@ -27,6 +27,11 @@ func readHistogram(addr, name string) histogram {
 	return histogram{count: metricSum(addr, name+"_count"), sum: metricSum(addr, name+"_sum")}
 }
 
+// claimAndAck reads rr's claim and ack batch histograms.
+func claimAndAck(addr string) (claims, acks histogram) {
+	return readHistogram(addr, "rr_sql_claim_seconds"), readHistogram(addr, "rr_sql_ack_batch_seconds")
+}
+
 // meanMsSince is the mean observation in milliseconds since an earlier reading (0 without any).
 func (h histogram) meanMsSince(earlier histogram) float64 {
 	if h.count <= earlier.count {
@@ -157,7 +162,7 @@ func cpuGroup(comm string) string {
 }
 
 // since is each group's share of the machine's cores over the period since earlier, e.g.
-// "rr 41 %, php 35 %, database 80 %, bench 5 %, other 3 %" (of 200 % on two cores).
+// "rr 41 %, php 35 %, database 80 %, bench 5 %, kernel 2 %, other 3 %" (of 200 % on two cores).
 func (c cpuShare) since(earlier cpuShare, period time.Duration) string {
 	const ticksPerSecond = 100 // USER_HZ
 	var parts []string

@@ -708,8 +708,6 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 	})
 }
 
-// TestMigrationUpgradesTheSchemaBefore: a database created before the delivery counts (migration
-// 0003) keeps its jobs, and what their attempts meant: every claim counted against max_attempts.
 // dropSchema drops every table and function of the schema, for a test that migrates from an older one.
 func dropSchema(t *testing.T, st *sqlStore) {
 	t.Helper()
@@ -727,6 +725,8 @@ func dropSchema(t *testing.T, st *sqlStore) {
 	}
 }
 
+// TestMigrationUpgradesTheSchemaBefore: a database created before the delivery counts (migration
+// 0003) keeps its jobs, and what their attempts meant: every claim counted against max_attempts.
 func TestMigrationUpgradesTheSchemaBefore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		st := s.(*sqlStore)
