@@ -143,10 +143,29 @@ func TestAnswerAfterDestroy(t *testing.T) {
 			t.Fatal(err)
 		}
 		rr.resume("dyn")
-		rr.push(job{id: "slow", pipeline: "dyn", payload: map[string]any{"action": "ack", "sleep_ms": 1500}})
+		gate := filepath.Join(dir, "gate-open")
+		rr.push(job{id: "slow", pipeline: "dyn", payload: map[string]any{"action": "ack", "hold_file": gate}})
 		waitRecords(t, out, 1, 10*time.Second)
-		if err := rr.destroy("dyn"); err != nil { // the job is still at the worker
+		destroyed := make(chan error, 1)
+		go func() { destroyed <- rr.destroy("dyn") }()
+		stableFor(t, 500*time.Millisecond, "Destroy waiting for the job at the worker", func() (bool, string) {
+			select {
+			case err := <-destroyed:
+				return false, fmt.Sprintf("Destroy returned (%v) while the job was at the worker", err)
+			default:
+				return true, ""
+			}
+		})
+		if err := os.WriteFile(gate, nil, 0o600); err != nil {
 			t.Fatal(err)
+		}
+		select {
+		case err := <-destroyed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Destroy did not return after the job was answered")
 		}
 		if err := rr.declare(map[string]string{"driver": "sql", "name": "dyn", "poll_interval": "100ms"}); err != nil {
 			t.Fatal(err)

@@ -21,6 +21,8 @@
  *   "headers"       object string => array of strings, sent with requeue
  *   "message"       the NACK message or the ERROR frame's text
  *   "sleep_ms"      sleep this long before replying (the job is recorded first)
+ *   "hold_file"     before replying, wait until this file exists (at most 60 s): the test decides
+ *                   when the job ends, instead of guessing a sleep long enough for the machine
  *   "requeue_until_header": "x"
  *                   while the job's headers lack "x": reply REQUEUE (delay_seconds) adding header
  *                   x = ["1"] (plus "headers"); once the job carries "x": do "action" (default ack).
@@ -238,6 +240,12 @@ while (true) {
 
     if (($sleep = (int)($task['sleep_ms'] ?? 0)) > 0) {
         usleep($sleep * 1000);
+    }
+    if (is_string($hold = $task['hold_file'] ?? null) && $hold !== '') {
+        $until = microtime(true) + 60;
+        while (!file_exists($hold) && microtime(true) < $until) {
+            usleep(10000);
+        }
     }
     // The end of the work (before the reply), for the tests that check no job runs twice at once.
     if (($endOut = getenv('RR_TEST_END_OUT') ?: '') !== '') {
