@@ -72,12 +72,12 @@ func TestCPUShare(t *testing.T) {
 			t.Errorf("cpuGroup(%q) = %q, want %q", comm, got, want)
 		}
 	}
-	earlier, now := cpuShare{"rr": 100, "php": 50}, cpuShare{"rr": 150, "php": 150, "database": 20}
-	want := "rr 50 %, php 100 %, database 20 %, bench 0 %, kernel 0 %, other 0 %"
+	earlier, now := cpuShare{"rr": 100, "php": 50, "steal": 5}, cpuShare{"rr": 150, "php": 150, "database": 20, "idle": 30, "steal": 15}
+	want := "rr 50 %, php 100 %, database 20 %, bench 0 %, kernel 0 %, other 0 %, idle 30 %, steal 10 %"
 	if got := now.since(earlier, time.Second); got != want {
 		t.Errorf("since = %q, want %q", got, want)
 	}
-	if len(readCPU()) == 0 {
-		t.Error("readCPU read no process")
+	if got := readCPU(); got["rr"]+got["php"]+got["database"]+got["bench"]+got["other"] == 0 || got["idle"] == 0 {
+		t.Errorf("readCPU read no process or no idle time: %v", got)
 	}
 }

@@ -137,11 +137,15 @@ func readCPU() cpuShare {
 		k, _ := strconv.ParseInt(f[12], 10, 64)
 		out[cpuGroup(s[open+1:close])] += u + k
 	}
-	b, _ := os.ReadFile("/proc/stat") // the kernel's own time: interrupts and softirqs
-	if f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]); len(f) > 7 {
-		irq, _ := strconv.ParseInt(f[6], 10, 64)
-		softirq, _ := strconv.ParseInt(f[7], 10, 64)
-		out["kernel"] = irq + softirq
+	// The machine's line: the kernel's own time (interrupts and softirqs), the idle time (iowait
+	// included), and the time the hypervisor gave the VM's cores to others (steal): a VM slowed
+	// by its neighbours shows there, not in its processes.
+	b, _ := os.ReadFile("/proc/stat")
+	if f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]); len(f) > 8 {
+		tick := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
+		out["kernel"] = tick(6) + tick(7)
+		out["idle"] = tick(4) + tick(5)
+		out["steal"] = tick(8)
 	}
 	return out
 }
@@ -162,11 +166,12 @@ func cpuGroup(comm string) string {
 }
 
 // since is each group's share of the machine's cores over the period since earlier, e.g.
-// "rr 41 %, php 35 %, database 80 %, bench 5 %, kernel 2 %, other 3 %" (of 200 % on two cores).
+// "rr 41 %, php 35 %, database 80 %, bench 5 %, kernel 2 %, other 3 %, idle 34 %, steal 0 %" (of
+// 200 % on two cores).
 func (c cpuShare) since(earlier cpuShare, period time.Duration) string {
 	const ticksPerSecond = 100 // USER_HZ
 	var parts []string
-	for _, g := range []string{"rr", "php", "database", "bench", "kernel", "other"} {
+	for _, g := range []string{"rr", "php", "database", "bench", "kernel", "other", "idle", "steal"} {
 		pc := float64(c[g]-earlier[g]) / ticksPerSecond / period.Seconds() * 100
 		parts = append(parts, fmt.Sprintf("%s %.0f %%", g, pc))
 	}
