@@ -76,6 +76,9 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 	defer dropDB(tg)
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
+	// The workers count the jobs: a line per job, as the other runs record, would grow a file by
+	// over a gigabyte in ten minutes, and its writes would share the disk with the database's.
+	st.countOnly = true
 	rr, err := startRR(bin, root, dir, tg, st, st.workers, true)
 	if err != nil {
 		return r, err
@@ -115,8 +118,7 @@ func churnRun(bin, root string, tg target, st settings) (churnResult, error) {
 	}
 	defer func() { close(stop); wg.Wait() }()
 
-	done := lineCounter{file: rr.out}
-	poll := func() { processed.Store(int64(done.count())) }
+	poll := func() { processed.Store(int64(countedJobs(rr.counts))) }
 	start := time.Now()
 	for pushed.Load()-processed.Load() < int64(st.churnBacklog) && time.Since(start) < 10*time.Second {
 		time.Sleep(100 * time.Millisecond)
@@ -375,14 +377,18 @@ func churnReport(rs []churnResult, st settings) string {
 	if st.churnProducer == "insert" {
 		producer = fmt.Sprintf("multi-row INSERTs of %d jobs straight into the jobs table (the transactional-enqueue contract)", st.churnBatch)
 	}
-	fmt.Fprintf(&b, "Per database, on a fresh rr and database, for %s: pipeline p consumed from the start by the no-op PHP workers, and %d\n", st.churnDuration, st.churnProducers)
-	fmt.Fprintf(&b, "producers (each on its own connection) queueing %s, as fast as they can while fewer than %s\n", producer, count(st.churnBacklog))
+	producers := "one producer"
+	if st.churnProducers > 1 {
+		producers = fmt.Sprintf("%d producers (each on its own connection)", st.churnProducers)
+	}
+	fmt.Fprintf(&b, "Per database, on a fresh rr and database, for %s: pipeline p consumed from the start by the no-op PHP workers, and\n", st.churnDuration)
+	fmt.Fprintf(&b, "%s queueing %s, as fast as they can while fewer than %s\n", producers, producer, count(st.churnBacklog))
 	b.WriteString("jobs wait, pausing while as many do. When the producers outrun the workers, the workers never run dry and the queue keeps\n" +
 		"about that size; when they do not (\"waiting at the end\" near 0: PushBatch commits each job, and the producers share the\n" +
 		"machine with the workers), the run is push-bound. Either way the jobs processed per minute are what the node sustains\n" +
 		"while every job is inserted, claimed and deleted. Nothing settles the database before or during the run: autovacuum\n" +
 		"(PostgreSQL) and purge (InnoDB) run as configured, no VACUUM, ANALYZE or CHECKPOINT. Processed: jobs the workers received\n" +
-		"(their record file); the periods start once the backlog first reached its size (at most 10 s after the start).\n\n")
+		"(each worker keeps its count in a small file, rewritten every 100 jobs); the periods start once the backlog first reached its size (at most 10 s after the start).\n\n")
 	per := float64(time.Minute) / float64(st.churnBucket)
 	b.WriteString("Jobs processed per minute:\n\n| period |")
 	sep := "|---|"

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -72,12 +74,15 @@ func TestCPUShare(t *testing.T) {
 			t.Errorf("cpuGroup(%q) = %q, want %q", comm, got, want)
 		}
 	}
-	earlier, now := cpuShare{"rr": 100, "php": 50, "steal": 5}, cpuShare{"rr": 150, "php": 150, "database": 20, "idle": 30, "steal": 15}
+	// PHP worker 2 ended during the period and worker 3 started: the group has worker 3's time.
+	earlier := cpuShare{"1 rr": 100, "2 php": 500, "steal": 5, "idle": 10}
+	now := cpuShare{"1 rr": 150, "3 php": 100, "4 database": 20, "idle": 40, "steal": 15}
 	want := "rr 50 %, php 100 %, database 20 %, bench 0 %, kernel 0 %, other 0 %, idle 30 %, steal 10 %"
 	if got := now.since(earlier, time.Second); got != want {
 		t.Errorf("since = %q, want %q", got, want)
 	}
-	if got := readCPU(); got["rr"]+got["php"]+got["database"]+got["bench"]+got["other"] == 0 || got["idle"] == 0 {
-		t.Errorf("readCPU read no process or no idle time: %v", got)
+	got := readCPU()
+	if _, ok := got[fmt.Sprint(os.Getpid(), " other")]; !ok || got["idle"] == 0 {
+		t.Errorf("readCPU read not this test's process (pid %d, group other) or no idle time", os.Getpid())
 	}
 }

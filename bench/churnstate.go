@@ -107,12 +107,15 @@ func (p tableProbe) close() {
 	}
 }
 
-// cpuShare is the CPU time of the machine's processes by name over a period: which of rr, its PHP
+// cpuShare is the CPU time of the machine's processes over a period: which of rr, its PHP
 // workers, the database server and the rest took the cores (a slower minute with the same claim
-// and ack times is a minute in which something else took them).
+// and ack times is a minute in which something else took them). Processes are keyed "pid group",
+// so that a process that ended during the period takes nothing away from its group; the machine's
+// own lines (kernel, idle, steal) by their name.
 type cpuShare map[string]int64
 
-// readCPU sums utime+stime (clock ticks) of every process, by the name cpuGroup gives it.
+// readCPU reads utime+stime (clock ticks) of every process, keyed by pid and the group cpuGroup
+// gives it, and the machine's kernel, idle and steal time.
 func readCPU() cpuShare {
 	out := cpuShare{}
 	entries, _ := os.ReadDir("/proc")
@@ -135,7 +138,7 @@ func readCPU() cpuShare {
 		}
 		u, _ := strconv.ParseInt(f[11], 10, 64)
 		k, _ := strconv.ParseInt(f[12], 10, 64)
-		out[cpuGroup(s[open+1:close])] += u + k
+		out[e.Name()+" "+cpuGroup(s[open+1:close])] = u + k
 	}
 	// The machine's line: the kernel's own time (interrupts and softirqs), the idle time (iowait
 	// included), and the time the hypervisor gave the VM's cores to others (steal): a VM slowed
@@ -171,8 +174,16 @@ func cpuGroup(comm string) string {
 func (c cpuShare) since(earlier cpuShare, period time.Duration) string {
 	const ticksPerSecond = 100 // USER_HZ
 	var parts []string
+	ticks := map[string]int64{}
+	for key, now := range c {
+		_, group, isProcess := strings.Cut(key, " ")
+		if !isProcess {
+			group = key
+		}
+		ticks[group] += now - earlier[key] // a process started in the period: all of its time
+	}
 	for _, g := range []string{"rr", "php", "database", "bench", "kernel", "other", "idle", "steal"} {
-		pc := float64(c[g]-earlier[g]) / ticksPerSecond / period.Seconds() * 100
+		pc := float64(ticks[g]) / ticksPerSecond / period.Seconds() * 100
 		parts = append(parts, fmt.Sprintf("%s %.0f %%", g, pc))
 	}
 	return strings.Join(parts, ", ")

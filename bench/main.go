@@ -43,6 +43,7 @@ type settings struct {
 	machine                              string         // CPU model and the database servers' versions
 	prebuilt                             string         // the rr binary given with -rr ("": built from ../cmd/rr)
 	beforeRR                             string         // -before-rr: an older rr measured beside, in monitoring.md and flush.md
+	countOnly                            bool           // the workers count the jobs (counts dir) instead of a line per job
 
 	monitorSizes                                  []int // monitoring.md: the backlogs
 	monitorCalls, monitorWarmup, monitorGroupSize int

@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -87,4 +90,23 @@ func waitLinesUpTo(file string, n int, window time.Duration) int {
 func waitLines(file string, n int, timeout time.Duration) error {
 	c := lineCounter{file: file}
 	return c.wait(n, timeout)
+}
+
+// countedJobs is the sum of the workers' counts (RR_TEST_COUNT_DIR: one file per worker, holding
+// the jobs it received, rewritten every 100 jobs).
+func countedJobs(dir string) int {
+	entries, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		k, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		n += k
+	}
+	return n
 }

@@ -57,6 +57,7 @@ type rrProcess struct {
 	c           *rpc.Client
 	rpcAddr     string
 	out         string // the PHP workers' record of every job they received
+	counts      string // with st.countOnly, instead: the directory of each worker's count of jobs
 	metricsAddr string
 	profile     string // where rr writes its CPU profile, if asked
 }
@@ -73,6 +74,14 @@ func startRR(bin, root, dir string, tg target, st settings, workers int, consume
 // own queue (the pipeline's name), never consumed until resumed.
 func startRRWith(bin, root, dir string, tg target, st settings, workers int, consume bool, more []string) (*rrProcess, error) {
 	p := &rrProcess{out: filepath.Join(dir, "out.jsonl"), metricsAddr: fmt.Sprintf("127.0.0.1:%d", freePort())}
+	workerEnv := fmt.Sprintf("RR_TEST_OUT: %q", p.out)
+	if st.countOnly {
+		p.out, p.counts = "", filepath.Join(dir, "counts")
+		if err := os.MkdirAll(p.counts, 0o755); err != nil {
+			return nil, err
+		}
+		workerEnv = fmt.Sprintf("RR_TEST_COUNT_DIR: %q", p.counts)
+	}
 	rpcAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	p.rpcAddr = rpcAddr
 	consumeYAML := "[]"
@@ -85,7 +94,7 @@ rpc:
 server:
   command: "php %s"
   env:
-    RR_TEST_OUT: %q
+    %s
 logs:
   level: error
 metrics:
@@ -101,7 +110,7 @@ jobs:
   pipelines:
     p:
       %s
-`, rpcAddr, filepath.Join(root, "tests/php/worker.php"), p.out, p.metricsAddr, strings.ReplaceAll(tg.extra, "%DIR%", dir),
+`, rpcAddr, filepath.Join(root, "tests/php/worker.php"), workerEnv, p.metricsAddr, strings.ReplaceAll(tg.extra, "%DIR%", dir),
 		consumeYAML, workers, strings.ReplaceAll(tg.pipeline, "%DIR%", dir))
 	for _, name := range more {
 		cfg += fmt.Sprintf("    %s:\n      %s\n", name, strings.ReplaceAll(tg.pipeline, "%DIR%", dir))

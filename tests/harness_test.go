@@ -235,7 +235,11 @@ func start(t *testing.T, o options) *roadrunner {
 	t.Helper()
 	requirePHP(t)
 	rpcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg := &configPlugin.Plugin{Version: "2025.1.15", Type: "yaml", ReadInCfg: []byte(o.yaml(t, rpcAddr)), Timeout: 10 * time.Second}
+	text := o.yaml(t, rpcAddr)
+	if err := checkAgainstSchema(text); err != nil {
+		t.Fatalf("the test's config is not valid against schema.json:\n%v\n%s", err, text)
+	}
+	cfg := &configPlugin.Plugin{Version: "2025.1.15", Type: "yaml", ReadInCfg: []byte(text), Timeout: 10 * time.Second}
 	cont := endure.New(slog.LevelError, endure.GracefulShutdownTimeout(3*time.Second))
 	plugin := &sqljobs.Plugin{}
 	if err := cont.RegisterAll(cfg, &logger.Plugin{}, &server.Plugin{}, &rpcPlugin.Plugin{}, &jobs.Plugin{},
