@@ -86,3 +86,20 @@ func TestCPUShare(t *testing.T) {
 		t.Errorf("readCPU read not this test's process (pid %d, group other) or no idle time", os.Getpid())
 	}
 }
+
+// TestCountedJobs: the churn's processed jobs are the sum of the workers' count files; a file
+// being rewritten (its .tmp) is not counted twice.
+func TestCountedJobs(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"101": "300", "102": "200\n", "102.tmp": "300"} {
+		if err := os.WriteFile(dir+"/"+name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := countedJobs(dir); got != 500 {
+		t.Fatalf("countedJobs = %d, want 500", got)
+	}
+	if got := countedJobs(dir + "/none"); got != 0 {
+		t.Fatalf("countedJobs of a missing directory = %d, want 0", got)
+	}
+}
