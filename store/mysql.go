@@ -93,6 +93,35 @@ func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	return scanClaimed(rows, c.token)
 }
 
+// forTheMySQLClient wraps each statement that holds a semicolon of its own (a trigger whose body
+// is an IF) in DELIMITER lines: the mysql client cuts a script at every semicolon, while the
+// driver cuts only at those that end a line, and the server takes the statement whole.
+func forTheMySQLClient(script string) string {
+	var out, stmt []string
+	inner := false // the statement so far holds a semicolon that does not end it
+	for _, line := range strings.Split(script, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case len(stmt) == 0 && (trimmed == "" || strings.HasPrefix(trimmed, "--")):
+			out = append(out, line)
+		case trimmed == "" || strings.HasPrefix(trimmed, "--"):
+			stmt = append(stmt, line)
+		case strings.HasSuffix(trimmed, ";"):
+			stmt = append(stmt, line)
+			if inner || strings.Contains(strings.TrimSuffix(trimmed, ";"), ";") {
+				stmt[len(stmt)-1] = strings.TrimSuffix(strings.TrimRight(line, " \t"), ";") + " //"
+				stmt = append(append([]string{"DELIMITER //"}, stmt...), "DELIMITER ;")
+			}
+			out = append(out, stmt...)
+			stmt, inner = nil, false
+		default:
+			stmt = append(stmt, line)
+			inner = inner || strings.Contains(trimmed, ";")
+		}
+	}
+	return strings.Join(append(out, stmt...), "\n")
+}
+
 // mysqlGroupNames lists a page of a queue's groups for sql.Groups with a loose index scan of
 // rr_jobs_group, which holds the reserved rows too (no partial index): no condition on reserved_by,
 // which would make it read the rows themselves, every one of the queue up to the page. DISTINCT over

@@ -239,27 +239,11 @@ func TestStopWaitsForAnswersInFlight(t *testing.T) {
 		}
 		waitBlockedOnLock(t, b.name, db)
 
-		destroyed := make(chan error, 1)
-		go func() { destroyed <- rr.destroy("p") }()
-		stableFor(t, 800*time.Millisecond, "Destroy waiting for the answer in flight", func() (bool, string) {
-			select {
-			case err := <-destroyed:
-				return false, fmt.Sprintf("Destroy returned (%v) while the requeue had not committed", err)
-			default:
-				return true, ""
-			}
-		})
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-destroyed:
-			if err != nil {
+		rr.destroyBlockedWhile("p", "the requeue has not committed", 800*time.Millisecond, func() {
+			if err := tx.Rollback(); err != nil {
 				t.Fatal(err)
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("Destroy did not return after the answer committed")
-		}
+		})
 		var reserved sql.NullString
 		if err := db.QueryRow(`SELECT reserved_by FROM rr_jobs WHERE job_id = 'slow'`).Scan(&reserved); err != nil {
 			t.Fatalf("the requeued job is not in the database: %v", err)

@@ -393,6 +393,32 @@ func (r *roadrunner) destroy(p string) error {
 	return r.call("jobs.Destroy", &jobsProto.Pipelines{Pipelines: []string{p}}, &jobsProto.Pipelines{})
 }
 
+// destroyBlockedWhile calls jobs.Destroy for a pipeline while something holds it (a job at its
+// worker, an answer not yet committed): Destroy must stay blocked for d, then return without an
+// error once release has let go.
+func (r *roadrunner) destroyBlockedWhile(pipeline, holding string, d time.Duration, release func()) {
+	r.t.Helper()
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- r.destroy(pipeline) }()
+	stableFor(r.t, d, "Destroy waiting for "+holding, func() (bool, string) {
+		select {
+		case err := <-destroyed:
+			return false, fmt.Sprintf("Destroy returned (%v) while %s", err, holding)
+		default:
+			return true, ""
+		}
+	})
+	release()
+	select {
+	case err := <-destroyed:
+		if err != nil {
+			r.t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		r.t.Fatalf("Destroy did not return after %s ended", holding)
+	}
+}
+
 func (r *roadrunner) list() []string {
 	out := &jobsProto.Pipelines{}
 	if err := r.call("jobs.List", &jobsProto.Empty{}, out); err != nil {

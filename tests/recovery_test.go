@@ -146,27 +146,11 @@ func TestAnswerAfterDestroy(t *testing.T) {
 		gate := filepath.Join(dir, "gate-open")
 		rr.push(job{id: "slow", pipeline: "dyn", payload: map[string]any{"action": "ack", "hold_file": gate}})
 		waitRecords(t, out, 1, 10*time.Second)
-		destroyed := make(chan error, 1)
-		go func() { destroyed <- rr.destroy("dyn") }()
-		stableFor(t, 500*time.Millisecond, "Destroy waiting for the job at the worker", func() (bool, string) {
-			select {
-			case err := <-destroyed:
-				return false, fmt.Sprintf("Destroy returned (%v) while the job was at the worker", err)
-			default:
-				return true, ""
-			}
-		})
-		if err := os.WriteFile(gate, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-destroyed:
-			if err != nil {
+		rr.destroyBlockedWhile("dyn", "the job is at the worker", 500*time.Millisecond, func() {
+			if err := os.WriteFile(gate, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("Destroy did not return after the job was answered")
-		}
+		})
 		if err := rr.declare(map[string]string{"driver": "sql", "name": "dyn", "poll_interval": "100ms"}); err != nil {
 			t.Fatal(err)
 		}
