@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"maps"
 	"sync/atomic"
 	"time"
 
@@ -85,14 +86,19 @@ func (d *Driver) checkOverflow(ctx context.Context) {
 		return
 	}
 	moves, err := st.Overflow(ctx, store.OverflowRequest{Queue: d.cfg.Queue, Target: target.cfg.Queue, ReadyOver: o.ReadyOver})
-	for _, m := range moves {
-		d.log.Info("overflow: a group's waiting jobs moved to the overflow pipeline", zap.String("group", m.Group), zap.Int64("jobs", m.Jobs),
-			zap.Int("ready_over", o.ReadyOver), zap.String("to", o.To))
-		d.env.Metrics.countOverflow(d.cfg.Name, m.Jobs)
-		routes[m.Group] = target.cfg.Queue
-	}
 	if len(moves) > 0 {
-		d.over.routes.Store(&routes)
+		// The published map is read by pushes: the moved groups go into a copy.
+		next := maps.Clone(routes)
+		if next == nil {
+			next = map[string]string{}
+		}
+		for _, m := range moves {
+			d.log.Info("overflow: a group's waiting jobs moved to the overflow pipeline", zap.String("group", m.Group), zap.Int64("jobs", m.Jobs),
+				zap.Int("ready_over", o.ReadyOver), zap.String("to", o.To))
+			d.env.Metrics.countOverflow(d.cfg.Name, m.Jobs)
+			next[m.Group] = target.cfg.Queue
+		}
+		d.over.routes.Store(&next)
 		target.nudge()
 	}
 	if err != nil && ctx.Err() == nil {
