@@ -56,6 +56,7 @@ type Connection struct {
 // Global is the parsed `sql:` section.
 type Global struct {
 	Connections map[string]*Connection
+	Dashboard   Dashboard
 }
 
 var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate",
@@ -68,7 +69,12 @@ func ParseGlobal(raw map[string]any) (*Global, error) {
 	g := &Global{Connections: map[string]*Connection{}}
 	top := newOptions("sql", raw)
 	conns := top.Map("connections")
-	if err := top.Err([]string{"connections"}); err != nil {
+	dash := top.Map("dashboard")
+	if err := top.Err([]string{"connections", "dashboard"}); err != nil {
+		return nil, err
+	}
+	var err error
+	if g.Dashboard, err = parseDashboard(dash); err != nil {
 		return nil, err
 	}
 
