@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: mysql DATABASE < schema/mysql.sql
 
--- The sql jobs driver's schema for mysql: migrations 0001 to 0008, each followed by the row that
+-- The sql jobs driver's schema for mysql: migrations 0001 to 0014, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -295,4 +295,20 @@ DELIMITER ;
 -- log showed 7,700 rows examined per read in a 10-minute churn where the node held at most 1,000.
 ALTER TABLE rr_jobs DROP KEY rr_jobs_reserved, ADD KEY rr_jobs_reserved (reserved_by, claim_token);
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_count_moves_without_a_temporary_table.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
+
+-- 0014_history.sql
+-- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
+-- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node
+-- wrote the minute. Each node adds its own row once a minute; readers sum the nodes.
+CREATE TABLE IF NOT EXISTS rr_history (
+    pipeline  VARCHAR(255) NOT NULL,
+    minute    BIGINT       NOT NULL,
+    node      VARCHAR(64)  NOT NULL,
+    pushed    BIGINT       NOT NULL DEFAULT 0,
+    processed BIGINT       NOT NULL DEFAULT 0,
+    failed    BIGINT       NOT NULL DEFAULT 0,
+    depth     BIGINT       NOT NULL DEFAULT 0,
+    PRIMARY KEY (pipeline, minute, node)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (14, '0014_history.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
 

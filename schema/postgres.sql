@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: psql -v ON_ERROR_STOP=1 --single-transaction -d DATABASE -f schema/postgres.sql
 
--- The sql jobs driver's schema for postgres: migrations 0001 to 0007, each followed by the row that
+-- The sql jobs driver's schema for postgres: migrations 0001 to 0013, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -316,4 +316,20 @@ INSERT INTO rr_counts AS c (queue, bucket, stripe, failed)
 SELECT queue, 0, 0, count(*) FROM rr_failed_jobs GROUP BY 1
 ON CONFLICT (queue, bucket, stripe) DO UPDATE SET failed = c.failed + excluded.failed;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_claims_off_the_counts.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
+-- 0013_history.sql
+-- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
+-- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node
+-- wrote the minute. Each node adds its own row once a minute; readers sum the nodes.
+CREATE TABLE rr_history (
+    pipeline  TEXT   NOT NULL,
+    minute    BIGINT NOT NULL,
+    node      TEXT   NOT NULL,
+    pushed    BIGINT NOT NULL DEFAULT 0,
+    processed BIGINT NOT NULL DEFAULT 0,
+    failed    BIGINT NOT NULL DEFAULT 0,
+    depth     BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (pipeline, minute, node)
+);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (13, '0013_history.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
 

@@ -29,6 +29,11 @@ var mysqlDialect = dialect{
 	explain:            `EXPLAIN `,
 	fencedWhere:        mysqlFencedWhere,
 	insertIgnore:       func(into string) string { return `INSERT IGNORE INTO ` + into },
+	// VALUES(): MariaDB has no row alias in INSERT (MySQL 8 still takes VALUES()).
+	addHistory: `INSERT INTO rr_history (pipeline, minute, node, pushed, processed, failed, depth)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE pushed = pushed + VALUES(pushed), processed = processed + VALUES(processed),
+			failed = failed + VALUES(failed), depth = VALUES(depth)`,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
 		if err := c.QueryRowContext(ctx, `SELECT GET_LOCK('rr_sql_migrations', 60)`).Scan(&got); err != nil {

@@ -30,6 +30,7 @@ var postgresDialect = dialect{
 	groupPage:    recursiveGroupPage,
 	groupNames:   waitingGroupNames,
 	claimHeads:   postgresClaimHeads,
+	addHistory:   addHistoryOnConflict,
 	// A group's head comes out of rr_jobs_group in order, a few rows. With LIMIT g.want unknown at
 	// planning, the planner guesses 10% of the group and, once the index is bloated (a drained
 	// backlog leaves a large B-tree over a small heap), scans the heap and sorts it for every group.

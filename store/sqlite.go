@@ -33,7 +33,7 @@ type SQLiteOptions struct {
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
 	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing,
 	groupPage: recursiveGroupPage, claimHeads: sqliteClaimHeads,
-	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED"}
+	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED", addHistory: addHistoryOnConflict}
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.
