@@ -47,6 +47,8 @@ type Env struct {
 	Gone func(*Driver)
 	// Pipeline finds another live sql pipeline of this rr by name (an overflow target).
 	Pipeline func(name string) (*Driver, bool)
+	// HistoryRetention is how long the dashboard's per-minute counts are kept (0: forever).
+	HistoryRetention time.Duration
 }
 
 // Driver is one pipeline.
@@ -80,6 +82,8 @@ type Driver struct {
 	dueAt    time.Time
 
 	over *overflow // nil without overflow routing
+
+	hist *history // the dashboard's per-minute counts
 }
 
 // New builds a pipeline's driver on an acquired connection; the consumer starts on Run or Resume.
@@ -91,6 +95,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 		log:  env.Log.With(zap.String("pipeline", cfg.Name)),
 		wake: make(chan struct{}, 1),
 		feed: &feeder{pq: pq, pipeline: cfg.Name, waiting: claimQueue{fair: cfg.GroupBy != ""}},
+		hist: newHistory(),
 	}
 	d.claims = newLedger(func(unanswered int) {
 		if cfg.Prefetch-unanswered >= d.refillAt() {
@@ -104,6 +109,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)
 	d.startOverflow()
+	go d.recordHistory()
 	return d
 }
 
@@ -186,6 +192,7 @@ func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
 	if err := d.conn.Store.Insert(ctx, job); err != nil {
 		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
 	}
+	d.countPushed()
 	if overflowTarget != nil {
 		overflowTarget.wakeAfter(job.Delay)
 		return nil
@@ -251,6 +258,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 			zap.Int("jobs", left))
 	}
 	d.writes.close(ctx)
+	d.stopHistory()
 	if d.declared && d.env.Destroyed != nil && d.env.Destroyed(d.cfg.Name) {
 		if derr := d.conn.Store.DeletePipeline(context.WithoutCancel(ctx), d.cfg.Name); derr != nil {
 			d.log.Error("forget destroyed pipeline", zap.Error(derr))
