@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: psql -v ON_ERROR_STOP=1 --single-transaction -d DATABASE -f schema/postgres.sql
 
--- The sql jobs driver's schema for postgres: migrations 0001 to 0007, each followed by the row that
+-- The sql jobs driver's schema for postgres: migrations 0001 to 0009, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -316,4 +316,13 @@ INSERT INTO rr_counts AS c (queue, bucket, stripe, failed)
 SELECT queue, 0, 0, count(*) FROM rr_failed_jobs GROUP BY 1
 ON CONFLICT (queue, bucket, stripe) DO UPDATE SET failed = c.failed + excluded.failed;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_claims_off_the_counts.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
+-- 0009_job_id_index.sql
+-- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
+-- failed alike: one index on each table. (Not partial: a job at a worker is found too.) Building
+-- them holds writes to the tables until the migration commits: on a large backlog, run this
+-- migration at a quiet time (or create the indexes CONCURRENTLY by hand first, same names).
+CREATE INDEX IF NOT EXISTS rr_jobs_job_id ON rr_jobs (queue, job_id);
+CREATE INDEX IF NOT EXISTS rr_failed_jobs_job_id ON rr_failed_jobs (queue, job_id);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_job_id_index.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
 

@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: sqlite3 -bail jobs.db < schema/sqlite.sql
 
--- The sql jobs driver's schema for sqlite: migrations 0001 to 0007, each followed by the row that
+-- The sql jobs driver's schema for sqlite: migrations 0001 to 0009, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -252,4 +252,11 @@ INSERT INTO rr_counts (queue, bucket, stripe, failed)
 SELECT queue, 0, 0, COUNT(*) FROM rr_failed_jobs WHERE true GROUP BY 1
 ON CONFLICT (queue, bucket, stripe) DO UPDATE SET failed = failed + excluded.failed;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_claims_off_the_counts.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
+-- 0009_job_id_index.sql
+-- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
+-- failed alike: one index on each table. (Not partial: a job at a worker is found too.)
+CREATE INDEX rr_jobs_job_id ON rr_jobs (queue, job_id);
+CREATE INDEX rr_failed_jobs_job_id ON rr_failed_jobs (queue, job_id);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_job_id_index.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 
