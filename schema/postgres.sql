@@ -317,6 +317,15 @@ SELECT queue, 0, 0, count(*) FROM rr_failed_jobs GROUP BY 1
 ON CONFLICT (queue, bucket, stripe) DO UPDATE SET failed = c.failed + excluded.failed;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_claims_off_the_counts.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
 
+-- 0009_job_id_index.sql
+-- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
+-- failed alike: one index on each table. (Not partial: a job at a worker is found too.) Building
+-- them holds writes to the tables until the migration commits: on a large backlog, run this
+-- migration at a quiet time (or create the indexes CONCURRENTLY by hand first, same names).
+CREATE INDEX IF NOT EXISTS rr_jobs_job_id ON rr_jobs (queue, job_id);
+CREATE INDEX IF NOT EXISTS rr_failed_jobs_job_id ON rr_failed_jobs (queue, job_id);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_job_id_index.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
 -- 0013_history.sql
 -- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
 -- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node

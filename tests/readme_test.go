@@ -59,8 +59,8 @@ func TestReadmePHP(t *testing.T) {
 			scripts = append(scripts, example)
 		}
 	}
-	if worker == "" || len(scripts) < 4 {
-		t.Fatalf("the README has %d PHP examples besides the worker (want the push, declare, sql RPC and enqueue ones) and worker %v", len(scripts), worker != "")
+	if worker == "" || len(scripts) < 5 {
+		t.Fatalf("the README has %d PHP examples besides the worker (want the push, declare, sql RPC, find and cancel, and enqueue ones) and worker %v", len(scripts), worker != "")
 	}
 	workerFile := filepath.Join(dir, "readme_worker.php")
 	if err := os.WriteFile(workerFile, []byte(adapt(worker, "")), 0o644); err != nil {
@@ -81,6 +81,13 @@ func TestReadmePHP(t *testing.T) {
 		}
 		t.Logf("README PHP example %d ran: %s", i+1, strings.TrimSpace(string(out)))
 		switch {
+		case strings.Contains(example, "sql.Cancel"):
+			if !regexp.MustCompile(`^[0-9a-f-]{36} was delayed, then cancelled$`).MatchString(strings.TrimSpace(string(out))) {
+				t.Fatalf("the find and cancel example printed %q", out)
+			}
+			if s := rr.sqlStats("emails"); s.Delayed+s.Ready != 0 {
+				t.Fatalf("after the find and cancel example: %+v, want its job cancelled", s)
+			}
 		case strings.Contains(example, "->dispatch("):
 			if s := rr.sqlStats("emails"); s.Delayed != 1 {
 				t.Fatalf("after the push example: %+v, want its job delayed", s)
