@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,18 @@ type History interface {
 	PruneHistory(ctx context.Context, pipeline string, retention time.Duration) (int64, error)
 	// HeldByNode counts the reserved jobs of every node that holds some.
 	HeldByNode(ctx context.Context) (map[string]int64, error)
+	// SearchFailed pages through a queue's failed jobs (id order, after AfterID) whose job name
+	// and error contain the given texts (case-insensitively; "" matches all).
+	SearchFailed(ctx context.Context, f FailedSearch) ([]FailedJob, error)
+}
+
+// FailedSearch filters a queue's failed jobs.
+type FailedSearch struct {
+	Queue string
+	// Name and Error are texts the job name and the error must contain ("" for any).
+	Name, Error string
+	AfterID     int64
+	Limit       int
 }
 
 var _ History = (*sqlStore)(nil)
@@ -133,4 +146,30 @@ func (s *sqlStore) HeldByNode(ctx context.Context) (map[string]int64, error) {
 		out[node] = n
 	}
 	return out, rows.Err()
+}
+
+// likeEscaper escapes a text for LIKE ... ESCAPE '!' ('!' rather than a backslash: string
+// literals treat a backslash differently on each database).
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
+// containing is the bound LIKE pattern of a text to find anywhere, lower-cased.
+func containing(text string) string { return "%" + likeEscaper.Replace(strings.ToLower(text)) + "%" }
+
+func (s *sqlStore) SearchFailed(ctx context.Context, f FailedSearch) ([]FailedJob, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	where, args := `queue = ? AND id > ?`, []any{f.Queue, f.AfterID}
+	if f.Name != "" {
+		where, args = where+` AND LOWER(name) LIKE ? ESCAPE '!'`, append(args, containing(f.Name))
+	}
+	if f.Error != "" {
+		where, args = where+` AND LOWER(error) LIKE ? ESCAPE '!'`, append(args, containing(f.Error))
+	}
+	rows, err := s.query(ctx, s.r, `SELECT id, job_id, queue, name, payload, headers, attempts, error, failed_at
+		FROM rr_failed_jobs WHERE `+where+` ORDER BY id LIMIT ?`, append(args, f.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("search failed jobs of %s: %w", f.Queue, err)
+	}
+	return scanFailed(rows)
 }

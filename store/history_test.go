@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -93,6 +94,70 @@ func TestHeldByNode(t *testing.T) {
 		}
 		if len(held) != 2 || held["n1"] != 3 || held["n2"] != 1 {
 			t.Fatalf("held = %v, want n1: 3, n2: 1", held)
+		}
+	})
+}
+
+// TestSearchFailed: the failed jobs whose name and error contain the texts (case aside), paged;
+// LIKE's wildcards in the texts are plain characters.
+func TestSearchFailed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		if err := s.RegisterNode(ctx, Node{ID: "n", Host: "h", PID: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for i, j := range []struct{ name, reason string }{
+			{"App\\SendMail", "SMTP timeout"}, {"App\\SendMail", "50% quota_used"}, {"App\\Resize", "smtp? no: disk full"}, {"App\\SendMail", "bounced"},
+		} {
+			mustInsert(t, s, NewJob{JobID: fmt.Sprint("j", i), Name: j.name})
+			got, err := claim(s, "q", "n", 1)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("claim: %v %v", got, err)
+			}
+			if ok, err := s.Fail(ctx, got[0].Fence, j.reason, 1); err != nil || !ok {
+				t.Fatalf("fail: %v %v", ok, err)
+			}
+		}
+		search := func(f FailedSearch) []string {
+			t.Helper()
+			f.Queue = "q"
+			if f.Limit == 0 {
+				f.Limit = 10
+			}
+			got, err := s.SearchFailed(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, j := range got {
+				out = append(out, j.JobID)
+			}
+			return out
+		}
+		for _, tc := range []struct {
+			f    FailedSearch
+			want string
+		}{
+			{FailedSearch{}, "[j0 j1 j2 j3]"},
+			{FailedSearch{Name: "sendmail"}, "[j0 j1 j3]"},
+			{FailedSearch{Error: "smtp"}, "[j0 j2]"},
+			{FailedSearch{Name: "SendMail", Error: "SMTP"}, "[j0]"},
+			{FailedSearch{Error: "%"}, "[j1]"},
+			{FailedSearch{Error: "_"}, "[j1]"},
+			{FailedSearch{Error: "0%_q"}, "[]"},
+			{FailedSearch{Name: "app\\", Limit: 2}, "[j0 j1]"},
+		} {
+			if got := fmt.Sprint(search(tc.f)); got != tc.want && !(tc.want == "[]" && got == "[]") {
+				t.Errorf("search %+v = %s, want %s", tc.f, got, tc.want)
+			}
+		}
+		first := search(FailedSearch{Limit: 2})
+		all, err := s.SearchFailed(ctx, FailedSearch{Queue: "q", Limit: 10})
+		if err != nil || len(first) != 2 {
+			t.Fatal(err, first)
+		}
+		rest, err := s.SearchFailed(ctx, FailedSearch{Queue: "q", AfterID: all[1].ID, Limit: 10})
+		if err != nil || len(rest) != 2 || rest[0].JobID != "j2" {
+			t.Fatalf("page after %d = %+v, %v; want j2 and j3", all[1].ID, rest, err)
 		}
 	})
 }
