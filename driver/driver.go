@@ -303,6 +303,13 @@ func (d *Driver) State(ctx context.Context) (*jobs.State, error) {
 	return st, nil
 }
 
+// Consuming tells whether the pipeline claims jobs (false: paused, or never run).
+func (d *Driver) Consuming() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel != nil && !d.stopped
+}
+
 // Config is the pipeline's configuration.
 func (d *Driver) Config() *config.Pipeline { return d.cfg }
 
