@@ -70,6 +70,7 @@ func chartSVG(bs []bucket, sp span, width, height int, axes bool) template.HTML 
 	}
 	padL, padR, padT, padB := 0.0, 0.0, 4.0, 2.0
 	if axes {
+		maxRate, maxDepth = roundUp(maxRate), roundUp(maxDepth)
 		padL, padR, padT, padB = 44, 52, 10, 22
 	}
 	w, h := float64(width), float64(height)
@@ -150,5 +151,23 @@ func compact(n int64) string {
 		return fmt.Sprintf("%.1fk", float64(n)/1e3)
 	default:
 		return fmt.Sprint(n)
+	}
+}
+
+// roundUp is the next round number (1, 2, 2.5 or 5 times a power of ten, and a multiple of 4 past
+// 10) at or above n, for an axis with four even ticks.
+func roundUp(n int64) int64 {
+	if n <= 4 {
+		return 4
+	}
+	for p := int64(1); ; p *= 10 {
+		for _, m := range []int64{10, 20, 25, 50} {
+			if v := m * p / 10 * 4 / 4; v >= n && v%4 == 0 {
+				return v
+			}
+		}
+		if p > 1e15 {
+			return n
+		}
 	}
 }

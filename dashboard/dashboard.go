@@ -188,7 +188,9 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cache-Control", "no-store")
 		if !s.authorized(r) {
-			if s.cfg.Auth.PasswordHash != "" {
+			// Basic auth makes browsers ask for a password; a client that sent a token is told
+			// about tokens.
+			if s.cfg.Auth.PasswordHash != "" && !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 				h.Set("WWW-Authenticate", `Basic realm="rr sql dashboard", charset="UTF-8"`)
 			} else {
 				h.Set("WWW-Authenticate", `Bearer realm="rr sql dashboard"`)

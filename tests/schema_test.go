@@ -126,6 +126,13 @@ func TestSchemaRefusesWhatThePluginRefuses(t *testing.T) {
 		{"lease that is not a duration", pipelineDoc("lease: soon"), "lease"},
 		{"unknown overflow option", pipelineDoc("group_by: tenant\n        overflow: {ready_over: 10, to: other, interval: 1s}"), "interval"},
 		{"size without a number", pipelineDoc("max_payload: MB"), "max_payload"},
+		{"unknown dashboard option", "sql:\n  dashboard:\n    listen: 127.0.0.1:8089\n    readonly: true\n", "readonly"},
+		{"dashboard read_only as a string", "sql:\n  dashboard:\n    read_only: maybe\n", "read_only"},
+		{"dashboard listen without a port", "sql:\n  dashboard:\n    listen: 127.0.0.1\n", "listen"},
+		{"dashboard user without a hash", "sql:\n  dashboard:\n    auth:\n      user: ops\n", "password_hash"},
+		{"dashboard token too short", "sql:\n  dashboard:\n    auth:\n      token: abc\n", "token"},
+		{"unknown dashboard auth option", "sql:\n  dashboard:\n    auth:\n      password: x\n", "password"},
+		{"dashboard retention not a duration", "sql:\n  dashboard:\n    history_retention: 7\n", "history_retention"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
