@@ -193,4 +193,3 @@ func (s *Server) apiNodes(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
-

@@ -154,20 +154,15 @@ func compact(n int64) string {
 	}
 }
 
-// roundUp is the next round number (1, 2, 2.5 or 5 times a power of ten, and a multiple of 4 past
-// 10) at or above n, for an axis with four even ticks.
+// roundUp is the axis top at or above n whose four ticks are round: 4, 8, 10 or 20 times a power
+// of ten (ticks of 1, 2, 2.5 or 5 times it).
 func roundUp(n int64) int64 {
-	if n <= 4 {
-		return 4
-	}
-	for p := int64(1); ; p *= 10 {
-		for _, m := range []int64{10, 20, 25, 50} {
-			if v := m * p / 10 * 4 / 4; v >= n && v%4 == 0 {
-				return v
+	for p := int64(1); p < 1e17; p *= 10 {
+		for _, m := range []int64{4, 8, 10, 20} {
+			if m*p >= n {
+				return m * p
 			}
 		}
-		if p > 1e15 {
-			return n
-		}
 	}
+	return n
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func TestRoundUp(t *testing.T) {
-	for n, want := range map[int64]int64{0: 4, 3: 4, 5: 20, 12: 20, 21: 40, 556: 800, 1000: 1000, 1601: 2000, 2001: 4000, 4001: 8000} {
+	for n, want := range map[int64]int64{0: 4, 3: 4, 5: 8, 12: 20, 21: 40, 556: 800, 1000: 1000, 1601: 2000, 2001: 4000, 4001: 8000} {
 		if got := roundUp(n); got != want {
 			t.Errorf("roundUp(%d) = %d, want %d", n, got, want)
 		}

@@ -289,8 +289,10 @@ func (s *Server) searchFailed(ctx context.Context, f failedFilter, limit int) ([
 
 type unknownPipeline string
 
-func (u unknownPipeline) Error() string { return "no sql pipeline " + strconv.Quote(string(u)) + " on this node" }
-func errUnknown(name string) error      { return unknownPipeline(name) }
+func (u unknownPipeline) Error() string {
+	return "no sql pipeline " + strconv.Quote(string(u)) + " on this node"
+}
+func errUnknown(name string) error { return unknownPipeline(name) }
 
 func (s *Server) failed(w http.ResponseWriter, r *http.Request) {
 	pipes := s.src.Pipelines()
