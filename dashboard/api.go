@@ -70,7 +70,7 @@ func (s *Server) apiOverview(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Pipelines []APIPipeline `json:"pipelines"`
 	}{Pipelines: []APIPipeline{}}
-	for _, x := range s.rows(ctx, spanHour) {
+	for _, x := range s.rows(ctx, s.src.Pipelines(), spanHour) {
 		out.Pipelines = append(out.Pipelines, apiPipeline(x))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -84,20 +84,15 @@ func (s *Server) apiPipeline(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
-	for _, x := range s.rows(ctx, spanHour) {
-		if x.Name == p.Name {
-			options := map[string]string{}
-			for _, o := range p.Options {
-				options[o[0]] = o[1]
-			}
-			writeJSON(w, http.StatusOK, struct {
-				APIPipeline
-				Options map[string]string `json:"options"`
-			}{apiPipeline(x), options})
-			return
-		}
+	x := s.rows(ctx, []Pipeline{p}, spanHour)[0]
+	options := map[string]string{}
+	for _, o := range p.Options {
+		options[o[0]] = o[1]
 	}
-	apiError(w, http.StatusNotFound, errUnknown(p.Name))
+	writeJSON(w, http.StatusOK, struct {
+		APIPipeline
+		Options map[string]string `json:"options"`
+	}{apiPipeline(x), options})
 }
 
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {

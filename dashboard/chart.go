@@ -76,9 +76,14 @@ func chartSVG(bs []bucket, sp span, width, height int, axes bool) template.HTML 
 	w, h := float64(width), float64(height)
 	plotW, plotH := w-padL-padR, h-padT-padB
 	step := plotW / float64(max(len(bs), 1))
+	// A chart with axes keeps its proportions (its text would stretch); a sparkline fills its box.
+	class, aspect := "chart", ""
+	if !axes {
+		class, aspect = "spark-svg", ` preserveAspectRatio="none"`
+	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, `<svg class="chart" viewBox="0 0 %d %d" preserveAspectRatio="none" role="img" aria-label="jobs processed and failed per %s, and queue depth, over the last %s">`,
-		width, height, stepName(sp), sp.Name)
+	fmt.Fprintf(&sb, `<svg class="%s" viewBox="0 0 %d %d"%s role="img" aria-label="jobs processed and failed per %s, and queue depth, over the last %s">`,
+		class, width, height, aspect, stepName(sp), sp.Name)
 	if axes {
 		for i := 0; i <= 4; i++ {
 			y := padT + plotH*float64(i)/4

@@ -77,8 +77,8 @@ type row struct {
 	Err   string
 }
 
-func (s *Server) rows(ctx context.Context, sp span) []row {
-	pipes := s.src.Pipelines()
+// rows reads the overview's line of each pipeline: its counts (sql.Stats) and its span of history.
+func (s *Server) rows(ctx context.Context, pipes []Pipeline, sp span) []row {
 	hist := s.history(ctx, pipes, sp)
 	now := time.Now()
 	out := make([]row, 0, len(pipes))
@@ -126,7 +126,7 @@ func (s *Server) history(ctx context.Context, pipes []Pipeline, sp span) map[str
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
-	rows := s.rows(ctx, spanHour)
+	rows := s.rows(ctx, s.src.Pipelines(), spanHour)
 	var total struct{ Ready, Delayed, Reserved, Failed, Processed, FailedMin int64 }
 	for _, x := range rows {
 		total.Ready += x.Ready
@@ -179,7 +179,8 @@ func (s *Server) pipeline(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, "pipeline", page{Title: p.Name, Nav: "overview", Problem: problem, Data: map[string]any{
 		"P": p, "Stats": stats, "Oldest": time.Duration(stats.OldestReadyMs) * time.Millisecond,
-		"Chart": chartSVG(bs, sp, 900, 240, true), "Span": sp.Name, "Sum": sum,
+		// Drawn twice: wide for laptops, narrow (taller for its width) for phones; CSS shows one.
+		"Chart": chartSVG(bs, sp, 900, 240, true), "ChartNarrow": chartSVG(bs, sp, 400, 240, true), "Span": sp.Name, "Sum": sum,
 		"Groups": groups, "GroupsErr": groupsErr, "Others": others,
 	}})
 }
