@@ -7,6 +7,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -609,4 +610,142 @@ func TestPHPPackageUniqueWhile(t *testing.T) {
 			t.Fatalf("a second push of a key held at a worker was stored: %s", asJSON(s))
 		}
 	})
+}
+
+// TestPHPPackageReadme runs every PHP example of php/README.md as it is written against a real rr
+// (SQLite), each followed by a check of what it did, and checks its composer.json examples against
+// php/composer.json. An example of a method rr lacks on this branch skips (its subtest).
+func TestPHPPackageReadme(t *testing.T) {
+	phpClient(t)
+	readme := filepath.Join("..", "php", "README.md")
+	var composer struct {
+		Require  map[string]string            `json:"require"`
+		Autoload map[string]map[string]string `json:"autoload"`
+	}
+	b, err := os.ReadFile(filepath.Join("..", "php", "composer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &composer); err != nil {
+		t.Fatalf("php/composer.json: %v", err)
+	}
+	jsonBlocks := markdownBlocks(t, readme, "json")
+	if len(jsonBlocks) != 2 {
+		t.Fatalf("php/README.md has %d json blocks, want the path and the package repository", len(jsonBlocks))
+	}
+	for _, block := range jsonBlocks {
+		var c struct {
+			Repositories []struct {
+				Type    string `json:"type"`
+				URL     string `json:"url"`
+				Package *struct {
+					Name     string                       `json:"name"`
+					Require  map[string]string            `json:"require"`
+					Autoload map[string]map[string]string `json:"autoload"`
+				} `json:"package"`
+			} `json:"repositories"`
+			Require map[string]string `json:"require"`
+		}
+		if err := json.Unmarshal([]byte(block), &c); err != nil {
+			t.Fatalf("a composer.json of php/README.md is not JSON: %v\n%s", err, block)
+		}
+		if len(c.Repositories) != 1 || c.Require["rr-sql/jobs"] == "" {
+			t.Fatalf("composer example %s", block)
+		}
+		switch r := c.Repositories[0]; r.Type {
+		case "path":
+			if !strings.HasSuffix(r.URL, "/php") {
+				t.Fatalf("the path repository %q is not the php/ folder of a clone", r.URL)
+			}
+		case "package":
+			// The package repository repeats composer.json: its require and its autoload, under php/.
+			if r.Package == nil || r.Package.Name != "rr-sql/jobs" || asJSON(r.Package.Require) != asJSON(composer.Require) {
+				t.Fatalf("the package repository says %s, php/composer.json requires %s", asJSON(r.Package), asJSON(composer.Require))
+			}
+			for prefix, dir := range composer.Autoload["psr-4"] {
+				if r.Package.Autoload["psr-4"][prefix] != "php/"+dir {
+					t.Fatalf("the package repository autoloads %s, php/composer.json %s under php/", asJSON(r.Package.Autoload), asJSON(composer.Autoload))
+				}
+			}
+		default:
+			t.Fatalf("repository type %q", r.Type)
+		}
+	}
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	rr := start(t, options{pipelines: pipelineYAML("emails") + pipelineYAML("emails-slow"), sqlSection: backends()[0].section(t, dir), out: out})
+	tenant := func(v string) map[string][]string { return map[string][]string{"tenant": {v}} }
+	examples := markdownBlocks(t, readme, "php")
+	if len(examples) < 7 {
+		t.Fatalf("php/README.md has %d PHP examples, want create, stats, move, failed, find, schedules and dispatchMany", len(examples))
+	}
+	for i, example := range examples {
+		t.Run(fmt.Sprint("example", i+1), func(t *testing.T) {
+			// What each example finds before it runs.
+			switch {
+			case strings.Contains(example, "->stats()"):
+				for i, v := range []string{"acme", "acme", "globex"} {
+					rr.push(job{id: fmt.Sprint("e", i), pipeline: "emails", delay: 600, headers: tenant(v), payload: "{}"})
+				}
+			case strings.Contains(example, "failedList("):
+				rr.resume("emails")
+				rr.push(job{id: "doomed", pipeline: "emails", payload: map[string]any{"action": "nack"}})
+				waitFor(t, 10*time.Second, "a failed job", func() (bool, string) {
+					s := rr.sqlStats("emails")
+					return s.Failed == 1, asJSON(s)
+				})
+			}
+			before := rr.sqlStats("emails")
+			file := filepath.Join(dir, fmt.Sprintf("example_%d.php", i+1))
+			code := strings.ReplaceAll(example, "require 'vendor/autoload.php';", fmt.Sprintf("require %q;", phpPath(t, "sql_package_autoload.php")))
+			code = strings.ReplaceAll(code, "tcp://127.0.0.1:6001", "tcp://"+rr.rpcAddr)
+			if err := os.WriteFile(file, []byte(code), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			o, err := exec.Command("php", file).CombinedOutput()
+			printed := string(o)
+			if m := regexp.MustCompile(`can't find method (sql\.\w+)`).FindStringSubmatch(printed); err != nil && m != nil {
+				t.Skipf("%s not on this branch yet: %s", m[1], strings.TrimSpace(printed))
+			}
+			if err != nil {
+				t.Fatalf("php/README.md PHP example %d failed: %v\n%s\n--- the example:\n%s", i+1, err, o, example)
+			}
+			t.Logf("php/README.md example %d printed: %s", i+1, strings.TrimSpace(printed))
+			// What it must have done.
+			switch {
+			case strings.Contains(example, "new SqlCreateInfo("):
+				if s := rr.stat("reports-acme"); s.GetPriority() != 5 || !s.GetReady() {
+					t.Fatalf("reports-acme: %v, want priority 5, consuming", s)
+				}
+			case strings.Contains(example, "->stats()"):
+				if !strings.Contains(printed, "emails: 0 ready, 3 delayed, 0 reserved, 0 failed") || !strings.Contains(printed, "tenant acme: 0 ready, 2 delayed") ||
+					!strings.Contains(printed, "2 tenants waiting") {
+					t.Fatalf("the stats example printed %q", printed)
+				}
+			case strings.Contains(example, "->move("):
+				if s := rr.sqlStats("emails"); !strings.Contains(printed, "moved 2, flushed 2") || s.Delayed != before.Delayed-2 || rr.sqlStats("emails-slow").Delayed != 0 {
+					t.Fatalf("the move example printed %q; emails %s", printed, asJSON(s))
+				}
+			case strings.Contains(example, "failedList("):
+				if s := rr.sqlStats("emails"); s.Failed != 0 {
+					t.Fatalf("after the failed jobs example: %s", asJSON(s))
+				}
+			case strings.Contains(example, "->find("):
+				if !strings.Contains(printed, ": delayed, due ") || !strings.Contains(printed, "no-such-id: not_found") || !strings.Contains(printed, "1 cancelled") {
+					t.Fatalf("the find example printed %q", printed)
+				}
+				if s := rr.sqlStats("emails"); s.Delayed != before.Delayed {
+					t.Fatalf("after the find example: %s, before it %s: want the job it pushed cancelled", asJSON(s), asJSON(before))
+				}
+			case strings.Contains(example, "dispatchMany("):
+				if n := len(regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}`).FindAllString(printed, -1)); n != 3 {
+					t.Fatalf("the dispatchMany example printed %q, want 3 ids", printed)
+				}
+				if s := rr.sqlStats("emails"); s.Delayed != before.Delayed+3 {
+					t.Fatalf("after the dispatchMany example: %s, before it %s: want its 3 jobs delayed", asJSON(s), asJSON(before))
+				}
+			}
+		})
+	}
 }
