@@ -45,7 +45,9 @@ func TestParseSchedules(t *testing.T) {
 }
 
 func TestParseSchedulesErrorsNameEntryAndKey(t *testing.T) {
-	ok := func() map[string]any { return map[string]any{"name": "n", "cron": "* * * * *", "pipeline": "p", "job": "j"} }
+	ok := func() map[string]any {
+		return map[string]any{"name": "n", "cron": "* * * * *", "pipeline": "p", "job": "j"}
+	}
 	with := func(k string, v any) map[string]any {
 		m := ok()
 		if v == nil {
