@@ -64,41 +64,46 @@ func (s *Scheduler) Stop() {
 	s.wg.Wait()
 }
 
+// retry is how often a schedule whose missed ticks are not settled yet (its pipeline is not
+// there yet, or the database failed) tries again, between its ticks.
+const retry = time.Second
+
 // run is one schedule's loop: wait for the next tick, push it. Before the first tick on a found
 // pipeline, and again after any gap (the pipeline was missing, a tick failed), the ticks missed
-// meanwhile are settled by the schedule's `missed` policy.
+// meanwhile are settled by the schedule's `missed` policy; until then the loop retries every
+// second, so a pipeline declared after start is caught up at once, not at the next tick.
 func (s *Scheduler) run(ctx context.Context, sc *config.Schedule) {
 	log := s.log.With(zap.String("schedule", sc.Name), zap.String("pipeline", sc.Pipeline))
 	var (
-		due      time.Time // the tick to push now (zero at start)
+		due      time.Time // the next tick (zero at start)
 		caughtUp bool      // missed ticks settled since the last gap
 		warned   bool
 	)
 	for {
-		d, ok := s.lookup(sc.Pipeline)
-		switch {
-		case !ok:
+		now := s.now()
+		fire := !due.IsZero() && !now.Before(due)
+		if d, ok := s.lookup(sc.Pipeline); !ok {
 			if !warned {
 				log.Warn("the schedule's pipeline is not an sql pipeline of this node (yet): its ticks wait until it is declared")
 				warned = true
 			}
 			caughtUp = false
-		default:
+		} else {
 			warned = false
-			horizon := s.now()
-			if !due.IsZero() {
-				horizon = due.Add(-time.Millisecond) // the ticks before the due one
-			}
 			if !caughtUp {
+				horizon := now
+				if fire {
+					horizon = due.Add(-time.Millisecond) // the ticks before the due one
+				}
 				if err := s.catchUp(ctx, d, sc, horizon); err != nil {
 					if ctx.Err() == nil {
 						log.Error("settle missed ticks", zap.Error(err))
 					}
-					break
+				} else {
+					caughtUp = true
 				}
-				caughtUp = true
 			}
-			if !due.IsZero() {
+			if fire && caughtUp {
 				if _, err := s.tick(ctx, d, sc, due, true); err != nil {
 					if ctx.Err() == nil {
 						log.Error("push tick", zap.Time("tick", due), zap.Error(err))
@@ -107,12 +112,18 @@ func (s *Scheduler) run(ctx context.Context, sc *config.Schedule) {
 				}
 			}
 		}
-		from := s.now()
-		if from.Before(due) {
-			from = due // a timer that fired early must not bring the same tick again
+		if fire || due.IsZero() {
+			from := now
+			if from.Before(due) {
+				from = due
+			}
+			due = sc.Next(from)
 		}
-		due = sc.Next(from)
-		timer := time.NewTimer(time.Until(due))
+		wait := time.Until(due)
+		if !caughtUp && wait > retry {
+			wait = retry
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
