@@ -149,3 +149,37 @@ func TestScheduleMissedTicks(t *testing.T) {
 		}
 	})
 }
+
+// A schedule's pipeline declared after start (jobs.Declare) gets its ticks from then on.
+func TestSchedulePipelineDeclaredLater(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		section := withSchedules(b.section(t, dir), scheduleYAML("later", "*/1 * * * * *", "later", ""))
+		rr := start(t, options{pipelines: pipelineYAML("p"), consume: []string{"p"}, workers: 1, sqlSection: section, out: out})
+		stableFor(t, 1500*time.Millisecond, "no tick before the pipeline exists", func() (bool, string) {
+			n := len(records(t, out))
+			return n == 0, fmt.Sprintf("%d records", n)
+		})
+		if err := rr.declare(map[string]string{"driver": "sql", "name": "later", "poll_interval": "100ms"}); err != nil {
+			t.Fatal(err)
+		}
+		rr.resume("later")
+		recs := waitRecords(t, out, 2, 15*time.Second)
+		for _, r := range recs {
+			if r.Pipeline != "later" || !strings.HasPrefix(r.ID, "schedule:later:") {
+				t.Fatalf("record %+v: want a tick of schedule later in pipeline later", r)
+			}
+		}
+	})
+}
+
+// A bad schedule stops rr at start, with an error naming the entry and the key.
+func TestScheduleBadEntryRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	section := withSchedules(backends()[0].section(t, dir), scheduleYAML("bad", "61 * * * *", "p", ""))
+	err := startErr(t, options{pipelines: pipelineYAML("p"), consume: []string{"p"}, sqlSection: section, out: filepath.Join(dir, "out.jsonl")})
+	if err == nil || !strings.Contains(err.Error(), `sql.schedules[0] ("bad"): option "cron"`) {
+		t.Fatalf("start with a bad cron: %v, want an error naming sql.schedules[0] (\"bad\") and cron", err)
+	}
+}
