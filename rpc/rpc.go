@@ -41,6 +41,8 @@ type Pipelines interface {
 // Service is registered by the rpc plugin as `sql.Method`.
 type Service struct {
 	Pipelines Pipelines
+	// ScheduleList lists the sql.schedules entries (nil: none).
+	ScheduleList func(ctx context.Context) ([]ScheduleEntry, error)
 }
 
 func (s *Service) target(pipeline string) (Target, error) {

@@ -333,6 +333,18 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	return s.insert(ctx, nil, j)
+}
+
+// insertJobSQL is the insert of a job (arguments: insertArgs).
+const insertJobSQL = `INSERT INTO rr_jobs
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp)
+		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?)`
+
+// insert writes a job: in tx when one is given, else on its own (committed on return). Every job
+// enters rr_jobs here, whoever pushes it (a push, a schedule's tick), so the count triggers, the
+// group column and the notification on PostgreSQL are the same for all.
+func (s *sqlStore) insert(ctx context.Context, tx *sql.Tx, j NewJob) error {
 	headers, err := encodeHeaders(j.Headers)
 	if err != nil {
 		return fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
@@ -345,10 +357,12 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	if j.Grouped {
 		group = j.Group
 	}
-	_, err = s.execPrepared(ctx, `INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp)
-		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?)`,
-		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group)
+	args := []any{j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group}
+	if tx == nil {
+		_, err = s.execPrepared(ctx, insertJobSQL, args...)
+	} else {
+		_, err = s.exec(ctx, tx, insertJobSQL, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
 	}
