@@ -375,7 +375,7 @@ const maxIDs = 1000
 // timeFormat is how the service writes a time: RFC 3339 in UTC, with milliseconds.
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-func formatMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(timeFormat) }
+func formatMs(ms int64) string { return formatTime(time.UnixMilli(ms)) }
 
 // IDsRequest names jobs of a pipeline by the ids their pushers gave them (Task::getId() in PHP).
 type IDsRequest struct {

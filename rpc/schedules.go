@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// timeLayout is how times are shown: RFC 3339 with milliseconds, in UTC.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
-
 // ScheduleEntry is one schedule of sql.schedules as this node knows it.
 type ScheduleEntry struct {
 	Name, Cron, Timezone, Pipeline, Job, Missed string
@@ -62,5 +59,5 @@ func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(timeLayout)
+	return t.UTC().Format(timeFormat)
 }
