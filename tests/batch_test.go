@@ -2,7 +2,10 @@ package tests
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -155,6 +158,57 @@ func TestSQLPushBatchIsAllOrNone(t *testing.T) {
 		for _, p := range []string{"a", "b"} {
 			if ready, _ := rr.waiting(p); ready != 500 {
 				t.Fatalf("pipeline %s: %d ready, want 500", p, ready)
+			}
+		}
+	})
+}
+
+// TestSQLPushBatchFromPHP: the real spiral/roadrunner-jobs client sends its own PushBatchRequest
+// (Queue::dispatchMany, routed to sql.PushBatch) and one built from its protobuf classes, over
+// goridge's ProtobufCodec; the worker runs every job once with its headers, and a batch for an
+// unknown pipeline comes back to PHP as an exception naming it.
+func TestSQLPushBatchFromPHP(t *testing.T) {
+	client := phpClient(t)
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		rr := start(t, options{pipelines: pipelineYAML("reports"), consume: []string{"reports"}, sqlSection: b.section(t, dir), out: out})
+		const count = 300
+		cmd := exec.Command("php", phpPath(t, "push_batch.php"), "tcp://"+rr.rpcAddr, "reports", fmt.Sprint(count))
+		cmd.Env = append(os.Environ(), "RR_PHP_CLIENT="+client)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("push_batch.php: %v\n%s%s", err, stdout, stderr.String())
+		}
+		var sent struct {
+			Dispatched, Built []string
+			Error             string
+		}
+		if err := json.Unmarshal(stdout, &sent); err != nil {
+			t.Fatalf("push_batch.php printed %q: %v", stdout, err)
+		}
+		if len(sent.Dispatched) != count || len(sent.Built) != count {
+			t.Fatalf("push_batch.php sent %d and %d jobs, want %d each", len(sent.Dispatched), len(sent.Built), count)
+		}
+		if !strings.Contains(sent.Error, `unknown sql pipeline "no-such-pipeline"`) {
+			t.Fatalf("the batch for an unknown pipeline: PHP caught %q, want the pipeline named", sent.Error)
+		}
+		recs := waitRecords(t, out, 2*count, 60*time.Second)
+		byID := map[string]record{}
+		for _, r := range recs {
+			if _, twice := byID[r.ID]; twice {
+				t.Fatalf("job %s ran twice", r.ID)
+			}
+			byID[r.ID] = r
+		}
+		for from, ids := range map[string][]string{"dispatchMany": sent.Dispatched, "built": sent.Built} {
+			for _, id := range ids {
+				r, ok := byID[id]
+				if !ok || r.Pipeline != "reports" || len(r.Headers["x-from"]) != 1 || r.Headers["x-from"][0] != from {
+					t.Fatalf("job %s (%s) reached the worker as %+v (found: %v)", id, from, r, ok)
+				}
 			}
 		}
 	})
