@@ -61,6 +61,9 @@ func TestSQLPushBatch(t *testing.T) {
 			if ready, delayed := rr.waiting(p); ready != 450 || delayed != 50 {
 				t.Fatalf("pipeline %s right after sql.PushBatch: %d ready, %d delayed; want 450 and 50", p, ready, delayed)
 			}
+			if n := counterValue(t, rr, "rr_sql_jobs_pushed_total", p); n != 500 {
+				t.Fatalf("rr_sql_jobs_pushed_total of %s: %v, want 500", p, n)
+			}
 		}
 
 		// Pipeline a alone, one worker: its ready jobs run by priority, then in the batch's order.
@@ -147,8 +150,9 @@ func TestSQLPushBatchIsAllOrNone(t *testing.T) {
 		}
 
 		for _, p := range []string{"a", "b", "elsewhere"} {
-			if ready, delayed := rr.waiting(p); ready != 0 || delayed != 0 {
-				t.Fatalf("pipeline %s after two refused batches: %d ready, %d delayed; want nothing", p, ready, delayed)
+			if ready, delayed := rr.waiting(p); ready != 0 || delayed != 0 || counterValue(t, rr, "rr_sql_jobs_pushed_total", p) != 0 {
+				t.Fatalf("pipeline %s after two refused batches: %d ready, %d delayed, %v counted pushed; want nothing", p, ready, delayed,
+					counterValue(t, rr, "rr_sql_jobs_pushed_total", p))
 			}
 		}
 		// The same batch without its bad job goes in whole.
