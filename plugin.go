@@ -122,7 +122,7 @@ func (p *Plugin) DriverFromConfig(configKey string, pq jobs.Queue, pipe jobs.Pip
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.newDriver(pc, pq)
+	d, err := p.newDriver(pc, pq, pipe)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func (p *Plugin) DriverFromPipeline(pipe jobs.Pipeline, pq jobs.Queue) (jobs.Dri
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.newDriver(pc, pq)
+	d, err := p.newDriver(pc, pq, pipe)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ func (p *Plugin) destroyed(name string) bool {
 	return !slices.Contains(listed, name)
 }
 
-func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, error) {
+func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue, pipe jobs.Pipeline) (*driver.Driver, error) {
 	conn, err := p.registry.Acquire(context.Background(), pc)
 	if err != nil {
 		return nil, err
@@ -222,6 +222,7 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, 
 		Gone:      func(d *driver.Driver) { p.drivers.CompareAndDelete(pc.Name, d) },
 		Pipeline:  p.driver,
 	})
+	d.InheritPriority(pipe.Priority())
 	p.drivers.Store(pc.Name, d)
 	return d, nil
 }
@@ -274,7 +275,8 @@ func (l *livePipelines) Lookup(name string) (rpc.Target, bool) {
 		return rpc.Target{}, false
 	}
 	c := d.Config()
-	return rpc.Target{Pipeline: c.Name, Queue: c.Queue, Connection: d.Conn().Name, Store: d.Conn().Store, Wake: d.Wake, GroupBy: c.GroupBy}, true
+	return rpc.Target{Pipeline: c.Name, Queue: c.Queue, Connection: d.Conn().Name, Store: d.Conn().Store, Wake: d.Wake, GroupBy: c.GroupBy,
+		Driver: d}, true
 }
 
 func (l *livePipelines) Names() []string {

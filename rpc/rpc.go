@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rr-sql/sqljobs/driver"
 	"github.com/rr-sql/sqljobs/store"
 )
 
@@ -30,6 +31,8 @@ type Target struct {
 	Wake func()
 	// GroupBy is the pipeline's group_by header ("" without).
 	GroupBy string
+	// Driver is the pipeline's driver, which pushes take.
+	Driver *driver.Driver
 }
 
 // Pipelines finds the live `sql` pipelines of this node.

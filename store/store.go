@@ -140,6 +140,8 @@ var ErrClosed = errors.New("sql store is closed")
 type Store interface {
 	// Insert commits one job.
 	Insert(ctx context.Context, job NewJob) error
+	// InsertBatch commits jobs in one transaction: all of them or none.
+	InsertBatch(ctx context.Context, jobs []NewJob) error
 	// Claim reserves up to Limit ready jobs of a queue for a node, in (priority, available_at, id) order.
 	Claim(ctx context.Context, req ClaimRequest) ([]Job, error)
 	// Extend pushes the lease of held jobs to lease from now (the job is still queued or running here).

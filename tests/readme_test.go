@@ -67,8 +67,8 @@ func TestReadmePHP(t *testing.T) {
 			scripts = append(scripts, example)
 		}
 	}
-	if worker == "" || len(scripts) < 5 {
-		t.Fatalf("the README has %d PHP examples besides the worker (want the push, declare, sql RPC, find and cancel, and enqueue ones) and worker %v", len(scripts), worker != "")
+	if worker == "" || len(scripts) < 6 {
+		t.Fatalf("the README has %d PHP examples besides the worker (want the push, declare, sql RPC, find and cancel, sql.PushBatch and enqueue ones) and worker %v", len(scripts), worker != "")
 	}
 	workerFile := filepath.Join(dir, "readme_worker.php")
 	if err := os.WriteFile(workerFile, []byte(adapt(worker, "")), 0o644); err != nil {
@@ -89,6 +89,10 @@ func TestReadmePHP(t *testing.T) {
 		}
 		t.Logf("README PHP example %d ran: %s", i+1, strings.TrimSpace(string(out)))
 		switch {
+		case strings.Contains(example, "sql.PushBatch"):
+			if s := rr.sqlStats("emails-slow"); s.Ready+s.Delayed != 100 || !strings.Contains(string(out), "100 jobs pushed in one commit") {
+				t.Fatalf("after the sql.PushBatch example: %+v, printed %q; want its 100 jobs waiting", s, out)
+			}
 		case strings.Contains(example, "sql.Cancel"):
 			if !regexp.MustCompile(`^[0-9a-f-]{36} was delayed, then cancelled$`).MatchString(strings.TrimSpace(string(out))) {
 				t.Fatalf("the find and cancel example printed %q", out)
