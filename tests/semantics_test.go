@@ -66,15 +66,16 @@ func TestPriorityZeroTakesTheConfiguredPriority(t *testing.T) {
 		for i := range 5 {
 			rr.push(job{id: fmt.Sprintf("five-%d", i), pipeline: "p", priority: 5, payload: map[string]any{"action": "ack"}})
 		}
+		// Three through jobs.Push, then two through jobs.PushBatch: FIFO within priority 3.
 		var batch []job
 		for i := range 5 {
-			id := fmt.Sprintf("zero-%d", i)
-			want = append(want, id)
-			if i%2 == 0 {
-				rr.push(job{id: id, pipeline: "p", payload: map[string]any{"action": "ack"}})
+			j := job{id: fmt.Sprintf("zero-%d", i), pipeline: "p", payload: map[string]any{"action": "ack"}}
+			if i < 3 {
+				rr.push(j)
 			} else {
-				batch = append(batch, job{id: id, pipeline: "p", payload: map[string]any{"action": "ack"}})
+				batch = append(batch, j)
 			}
+			want = append(want, j.id)
 		}
 		rr.pushBatch(batch)
 		for i := range 5 {
