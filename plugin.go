@@ -20,6 +20,7 @@ import (
 	"github.com/rr-sql/sqljobs/driver"
 	"github.com/rr-sql/sqljobs/pipeline"
 	"github.com/rr-sql/sqljobs/rpc"
+	"github.com/rr-sql/sqljobs/schedule"
 	jprop "go.opentelemetry.io/contrib/propagators/jaeger"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -66,6 +67,8 @@ type Plugin struct {
 	// dashCfg is sql.dashboard; dash its server while it runs.
 	dashCfg config.Dashboard
 	dash    *dashboard.Server
+	// schedules runs sql.schedules from Serve to Stop.
+	schedules *schedule.Scheduler
 }
 
 // Init validates the `sql:` section (absent is fine: pipelines then use an SQLite file).
@@ -92,6 +95,7 @@ func (p *Plugin) Init(cfg Configurer, log Logger) error {
 	p.dashCfg = global.Dashboard
 	p.registry = pipeline.NewRegistry(global, p.log)
 	p.metrics = driver.NewMetrics(p.live)
+	p.schedules = schedule.New(global.Schedules, p.driver, p.log)
 	p.tracer = sdktrace.NewTracerProvider()
 	// The same propagators as RoadRunner's other drivers, so a trace crosses the queue.
 	p.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}, jprop.Jaeger{})
@@ -123,7 +127,7 @@ func (p *Plugin) DriverFromConfig(configKey string, pq jobs.Queue, pipe jobs.Pip
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.newDriver(pc, pq)
+	d, err := p.newDriver(pc, pq, pipe)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +144,7 @@ func (p *Plugin) DriverFromPipeline(pipe jobs.Pipeline, pq jobs.Queue) (jobs.Dri
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.newDriver(pc, pq)
+	d, err := p.newDriver(pc, pq, pipe)
 	if err != nil {
 		return nil, err
 	}
@@ -166,8 +170,10 @@ func declaredStrings(raw map[string]any) map[string]string {
 	return out
 }
 
-// Serve restores the pipelines declared before the last restart, once RoadRunner's RPC is up.
+// Serve restores the pipelines declared before the last restart, once RoadRunner's RPC is up,
+// and starts the schedules.
 func (p *Plugin) Serve() chan error {
+	p.schedules.Start()
 	errCh := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	p.stopRestore = cancel
@@ -178,7 +184,7 @@ func (p *Plugin) Serve() chan error {
 		}
 	}()
 	if p.dashCfg.Listen != "" {
-		dash, err := dashboard.New(p.dashCfg, (*dashSource)(p), &rpc.Service{Pipelines: (*livePipelines)(p)}, p.log.Named("dashboard"))
+		dash, err := dashboard.New(p.dashCfg, (*dashSource)(p), p.RPC().(*rpc.Service), p.log.Named("dashboard"))
 		if err == nil {
 			err = dash.Start()
 		}
@@ -192,12 +198,13 @@ func (p *Plugin) Serve() chan error {
 }
 
 // Stop is Endure's shutdown signal (never sent for a jobs.Destroy). It ends a restore still
-// waiting for the RPC; the drivers are stopped by the jobs plugin.
+// waiting for the RPC and the schedules, and the dashboard; the drivers are stopped by the jobs plugin.
 func (p *Plugin) Stop(ctx context.Context) error {
 	p.stopping.Store(true)
 	if p.stopRestore != nil {
 		p.stopRestore()
 	}
+	p.schedules.Stop()
 	if p.dash != nil {
 		if err := p.dash.Stop(ctx); err != nil {
 			p.log.Warn("stop the dashboard", zap.Error(err))
@@ -226,7 +233,7 @@ func (p *Plugin) destroyed(name string) bool {
 	return !slices.Contains(listed, name)
 }
 
-func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, error) {
+func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue, pipe jobs.Pipeline) (*driver.Driver, error) {
 	conn, err := p.registry.Acquire(context.Background(), pc)
 	if err != nil {
 		return nil, err
@@ -237,6 +244,7 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue) (*driver.Driver, 
 		Pipeline:         p.driver,
 		HistoryRetention: p.dashCfg.HistoryRetention,
 	})
+	d.InheritPriority(pipe.Priority())
 	p.drivers.Store(pc.Name, d)
 	return d, nil
 }
@@ -258,7 +266,21 @@ func (p *Plugin) live() []*driver.Driver {
 
 // RPC is the `sql` RPC service (the rpc plugin registers it as sql.*).
 func (p *Plugin) RPC() any {
-	return &rpc.Service{Pipelines: (*livePipelines)(p)}
+	return &rpc.Service{Pipelines: (*livePipelines)(p), ScheduleList: p.scheduleList}
+}
+
+// scheduleList shows the schedules to the RPC service.
+func (p *Plugin) scheduleList(ctx context.Context) ([]rpc.ScheduleEntry, error) {
+	list, err := p.schedules.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rpc.ScheduleEntry, len(list))
+	for i, s := range list {
+		out[i] = rpc.ScheduleEntry{Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, Pipeline: s.Pipeline, Job: s.Job, Missed: s.Missed,
+			NextTick: s.NextTick, LastTick: s.LastTick}
+	}
+	return out, nil
 }
 
 // livePipelines shows the plugin's running drivers to the RPC service.
@@ -275,7 +297,8 @@ func (l *livePipelines) Lookup(name string) (rpc.Target, bool) {
 		return rpc.Target{}, false
 	}
 	c := d.Config()
-	return rpc.Target{Pipeline: c.Name, Queue: c.Queue, Connection: d.Conn().Name, Store: d.Conn().Store, Wake: d.Wake, GroupBy: c.GroupBy}, true
+	return rpc.Target{Pipeline: c.Name, Queue: c.Queue, Connection: d.Conn().Name, Store: d.Conn().Store, Wake: d.Wake, GroupBy: c.GroupBy,
+		Driver: d}, true
 }
 
 func (l *livePipelines) Names() []string {

@@ -12,10 +12,11 @@
 // With -rr PATH it measures a prebuilt rr instead of building ../cmd/rr, so that one bench can
 // compare an rr built from an older commit with the current one.
 //
-// Three measurements run on their own, each writing its own file (several may be given at once):
+// Four measurements run on their own, each writing its own file (several may be given at once):
 // -monitor-only (monitoring.md: jobs.Stat, the metrics scrape, sql.Stats and sql.Groups against
 // 10k and 1M queued), -flush-only (flush.md: push latency on another pipeline during a flush of
-// 1M jobs), -churn (churn.md: producer and workers together for -churn-duration). -before-rr PATH
+// 1M jobs), -churn (churn.md: producer and workers together for -churn-duration), -batch-only
+// (batch.md: batches of 100 and 1,000 jobs through sql.PushBatch against jobs.PushBatch). -before-rr PATH
 // adds the figures of an older rr beside the current ones to the first two. -quick shortens every
 // run (sizes and durations) for a check that the bench works, not for figures.
 package main
@@ -26,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +54,8 @@ type settings struct {
 	churnDuration, churnBucket                    time.Duration // churn.md
 	churnBacklog, churnProducers, churnBatch      int
 	churnProducer                                 string
+	batchJobs                                     int   // batch.md: jobs per batch size and round
+	batchSizes                                    []int // batch.md
 }
 
 func main() {
@@ -90,6 +94,9 @@ func main() {
 	flag.IntVar(&st.churnBatch, "churn-batch", 400, "churn.md: jobs per producer call")
 	flag.StringVar(&st.churnProducer, "churn-producer", "insert", "churn.md: insert (multi-row INSERTs straight into the jobs table, the transactional-enqueue contract: producers that outrun the workers, so that the claims are measured) or rpc (jobs.PushBatch, one commit per job: the run is push-bound)")
 	flag.StringVar(&st.beforeRR, "before-rr", "", "monitoring.md and flush.md: also measure this prebuilt rr (e.g. one built from an older commit) and show its figures beside")
+	batchOnly := flag.Bool("batch-only", false, "run only the one-commit batches (sql.PushBatch against jobs.PushBatch) and write batch.md")
+	flag.IntVar(&st.batchJobs, "batch-jobs", 20_000, "batch.md: jobs pushed per batch size and round")
+	batchSizes := flag.String("batch-sizes", "100,1000", "batch.md: the batch sizes")
 	quick := flag.Bool("quick", false, "shorter runs to check that the bench works (not for figures): flags not given take quick values")
 	flag.Parse()
 	if *quick {
@@ -122,6 +129,9 @@ func main() {
 	if st.monitorSizes, err = jobCounts(*monitorSizes); err != nil || len(st.monitorSizes) == 0 {
 		fail("-monitor-sizes: %q is not a list of job counts", *monitorSizes)
 	}
+	if st.batchSizes, err = jobCounts(*batchSizes); err != nil || len(st.batchSizes) == 0 || slices.Contains(st.batchSizes, 0) || st.batchJobs < 1 {
+		fail("-batch-sizes: %q is not a list of batch sizes (at least 1 each), or -batch-jobs is below 1", *batchSizes)
+	}
 	if st.beforeRR != "" {
 		if st.beforeRR, err = prebuiltRR(st.beforeRR); err != nil {
 			fail("-before-rr: %v", err)
@@ -149,7 +159,7 @@ func main() {
 
 	memory, boltdb, sqliteNormal, backends := defineTargets(pgDSN, myDSN)
 
-	if *monitorOnly || *flushOnly || *churn {
+	if *monitorOnly || *flushOnly || *churn || *batchOnly {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			fail("%v", err)
 		}
@@ -167,6 +177,9 @@ func main() {
 		}
 		if *churn {
 			write("churn.md", churnReport(runChurn(bin, root, backends, st), st))
+		}
+		if *batchOnly {
+			write("batch.md", batchReport(runBatch(bin, root, memory, backends, st), st))
 		}
 		return
 	}
@@ -220,6 +233,7 @@ var quickValues = map[string]string{
 	"monitor-sizes": "10000,100000", "monitor-calls": "20",
 	"flush-jobs": "100000", "flush-baseline": "5s",
 	"churn-duration": "1m", "churn-bucket": "10s",
+	"batch-jobs": "2000",
 }
 
 // jobCounts parses a comma-separated list of job counts.

@@ -56,7 +56,9 @@ type Connection struct {
 // Global is the parsed `sql:` section.
 type Global struct {
 	Connections map[string]*Connection
-	Dashboard   Dashboard
+	// Schedules are the `sql.schedules` entries, by name.
+	Schedules []*Schedule
+	Dashboard Dashboard
 }
 
 var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate",
@@ -69,14 +71,16 @@ func ParseGlobal(raw map[string]any) (*Global, error) {
 	g := &Global{Connections: map[string]*Connection{}}
 	top := newOptions("sql", raw)
 	conns := top.Map("connections")
+	rawSchedules, _ := top.lookup("schedules")
 	dash := top.Map("dashboard")
-	if err := top.Err([]string{"connections", "dashboard"}); err != nil {
+	if err := top.Err([]string{"connections", "schedules", "dashboard"}); err != nil {
 		return nil, err
 	}
-	var err error
-	if g.Dashboard, err = parseDashboard(dash); err != nil {
+	dashboard, err := parseDashboard(dash)
+	if err != nil {
 		return nil, err
 	}
+	g.Dashboard = dashboard
 
 	names := make([]string, 0, len(conns))
 	for name := range conns {
@@ -102,6 +106,11 @@ func ParseGlobal(raw map[string]any) (*Global, error) {
 		}
 		g.Connections[name] = c
 	}
+	schedules, err := ParseSchedules(rawSchedules)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	g.Schedules = schedules
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}

@@ -83,6 +83,10 @@ type Driver struct {
 
 	over *overflow // nil without overflow routing
 
+	// jobsPriority is the pipeline's priority as RoadRunner's jobs plugin reads it: what it gives a
+	// job pushed with priority 0 before Push, and what PushBatch gives it the same way.
+	jobsPriority int64
+
 	hist *history // the dashboard's per-minute counts
 }
 
@@ -112,6 +116,11 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 	go d.recordHistory()
 	return d
 }
+
+// InheritPriority sets the priority a job pushed with priority 0 takes in PushBatch: the jobs
+// plugin's pipeline priority (jobs.Pipeline.Priority), which it gives such jobs before Push.
+// Call it before the driver is used.
+func (d *Driver) InheritPriority(p int64) { d.jobsPriority = p }
 
 // MarkDeclared records a pipeline created by jobs.Declare (with its declared options) so it
 // survives restarts. A pipeline re-created from the database at start only confirms its row
@@ -144,22 +153,45 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 	ctx, span := d.env.Tracer.Tracer(tracerName).Start(ctx, "sql_push")
 	defer span.End()
 
+	p, err := d.prepare(ctx, msg)
+	if err != nil {
+		return err
+	}
+	if err := p.insert(ctx); err != nil {
+		return err
+	}
+	d.env.Metrics.countPushed(d.cfg.Name, "push", 1)
+	d.countPushed(1)
+	return nil
+}
+
+// pending is a job checked and routed, ready for its insert: what Push and PushBatch share.
+type pending struct {
+	job store.NewJob
+	// from is the pipeline the job was pushed to; to the one whose consumer takes it (the overflow
+	// target while its group overflows, otherwise from).
+	from, to *Driver
+}
+
+// prepare checks a pushed job and turns it into the row to insert: the trace context joins its
+// headers, group_by gives its group, overflow routing its queue.
+func (d *Driver) prepare(ctx context.Context, msg jobs.Message) (pending, error) {
 	if d.Stopped() {
-		return fmt.Errorf("pipeline %s is stopped", d.cfg.Name)
+		return pending{}, fmt.Errorf("pipeline %s is stopped", d.cfg.Name)
 	}
 	if msg.ID() == "" {
-		return fmt.Errorf("push to pipeline %s: the job has no id (set one: RoadRunner checks it on jobs.Push only, not jobs.PushBatch)", d.cfg.Name)
+		return pending{}, fmt.Errorf("push to pipeline %s: the job has no id (set one: RoadRunner checks it on jobs.Push only, not jobs.PushBatch)", d.cfg.Name)
 	}
 	if size := uint64(len(msg.Payload())); size > d.cfg.MaxPayload {
-		return fmt.Errorf("push job %s to pipeline %s: the payload is %d bytes, more than max_payload (%d bytes)", msg.ID(), d.cfg.Name, size, d.cfg.MaxPayload)
+		return pending{}, fmt.Errorf("push job %s to pipeline %s: the payload is %d bytes, more than max_payload (%d bytes)", msg.ID(), d.cfg.Name, size, d.cfg.MaxPayload)
 	}
 	if msg.Delay() < 0 || msg.Delay() > maxDelaySeconds {
-		return fmt.Errorf("push job %s to pipeline %s: delay %d seconds: use 0 to %d (100 years)", msg.ID(), d.cfg.Name, msg.Delay(), maxDelaySeconds)
+		return pending{}, fmt.Errorf("push job %s to pipeline %s: delay %d seconds: use 0 to %d (100 years)", msg.ID(), d.cfg.Name, msg.Delay(), maxDelaySeconds)
 	}
 	headers := make(map[string][]string, len(msg.Headers())+2)
 	maps.Copy(headers, msg.Headers())
 	d.env.Prop.Inject(ctx, propagation.HeaderCarrier(headers))
-	return d.insert(ctx, store.NewJob{
+	return d.route(store.NewJob{
 		JobID:    msg.ID(),
 		Queue:    d.cfg.Queue,
 		Name:     msg.Name(),
@@ -174,31 +206,100 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 // maxGroupLength is the longest group value (the grp column of MySQL is a VARCHAR(255)).
 const maxGroupLength = 255
 
-// insert stores a job and wakes the consumer when it is due. With group_by, the first value of
-// that header is the job's group.
-func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
+// route gives a job its group and queue. With group_by, the first value of that header is the
+// job's group; a group in overflow goes to the overflow pipeline's queue.
+func (d *Driver) route(job store.NewJob) (pending, error) {
 	if d.cfg.GroupBy != "" {
 		job.Grouped = true
 		if v := job.Headers[d.cfg.GroupBy]; len(v) > 0 {
 			job.Group = v[0]
 		}
 		if len(job.Group) > maxGroupLength {
-			return fmt.Errorf("push job %s to pipeline %s: the group (header %q, the pipeline's group_by) is %d bytes long: use at most %d",
+			return pending{}, fmt.Errorf("push job %s to pipeline %s: the group (header %q, the pipeline's group_by) is %d bytes long: use at most %d",
 				job.JobID, d.cfg.Name, d.cfg.GroupBy, len(job.Group), maxGroupLength)
 		}
 	}
 	queue, overflowTarget := d.routed(job.Group)
 	job.Queue = queue
-	if err := d.conn.Store.Insert(ctx, job); err != nil {
-		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
-	}
-	d.countPushed()
+	p := pending{job: job, from: d, to: d}
 	if overflowTarget != nil {
-		overflowTarget.wakeAfter(job.Delay)
-		return nil
+		p.to = overflowTarget
 	}
-	d.wakeAfter(job.Delay)
+	return p, nil
+}
+
+// insert commits the job alone.
+func (p pending) insert(ctx context.Context) error {
+	if err := p.from.conn.Store.Insert(ctx, p.job); err != nil {
+		return fmt.Errorf("push to pipeline %s: %w", p.from.cfg.Name, err)
+	}
+	p.to.wakeAfter(p.job.Delay)
 	return nil
+}
+
+// insert routes and commits a job: an auto_ack job requeued (its row left at delivery) is
+// inserted again.
+func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
+	p, err := d.route(job)
+	if err != nil {
+		return err
+	}
+	return p.insert(ctx)
+}
+
+// Scheduled is one tick of a schedule (sql.schedules) for this pipeline.
+type Scheduled struct {
+	Schedule string
+	Tick     time.Time
+	// Push: insert the tick's job; false only advances the schedule (a missed tick skipped, or a
+	// schedule seen for the first time).
+	Push    bool
+	Job     string
+	Payload []byte
+	Headers map[string][]string
+}
+
+// ScheduledJobID is the id of a schedule's job for a tick: stable, so it can be found by id.
+func ScheduledJobID(schedule string, tick time.Time) string {
+	return fmt.Sprintf("schedule:%s:%d", schedule, tick.UnixMilli())
+}
+
+// Tick pushes a schedule's tick unless another node (or an earlier call) already advanced the
+// schedule to it or beyond: the schedule's row and the job are written in one transaction. The
+// job is stored like a push (the pipeline's priority, group and overflow routing, counts,
+// notifications). False: nothing was written.
+func (d *Driver) Tick(ctx context.Context, s Scheduled) (bool, error) {
+	if d.Stopped() {
+		return false, fmt.Errorf("pipeline %s is stopped", d.cfg.Name)
+	}
+	t := store.Tick{Schedule: s.Schedule, At: s.Tick.UnixMilli()}
+	var wake *Driver
+	if s.Push {
+		job := store.NewJob{
+			JobID:    ScheduledJobID(s.Schedule, s.Tick),
+			Name:     s.Job,
+			Payload:  s.Payload,
+			Headers:  maps.Clone(s.Headers),
+			Priority: d.cfg.Priority,
+		}
+		if job.Headers == nil {
+			job.Headers = map[string][]string{}
+		}
+		p, err := d.route(job)
+		if err != nil {
+			return false, err
+		}
+		t.Job, wake = &p.job, p.to
+	}
+	ok, err := d.conn.Store.Tick(ctx, t)
+	if err != nil {
+		return false, fmt.Errorf("pipeline %s: %w", d.cfg.Name, err)
+	}
+	if ok && wake != nil {
+		wake.nudge()
+		d.countPushed(1)
+	}
+	return ok, nil
 }
 
 // Run starts consuming (RoadRunner calls it for pipelines listed in jobs.consume).

@@ -58,9 +58,9 @@ func (h *history) take(until time.Time) map[int64]*minuteCounts {
 	return out
 }
 
-func (d *Driver) countPushed()    { d.hist.add(1, 0, 0) }
-func (d *Driver) countProcessed() { d.hist.add(0, 1, 0) }
-func (d *Driver) countFailed()    { d.hist.add(0, 0, 1) }
+func (d *Driver) countPushed(n int64) { d.hist.add(n, 0, 0) }
+func (d *Driver) countProcessed()     { d.hist.add(0, 1, 0) }
+func (d *Driver) countFailed()        { d.hist.add(0, 0, 1) }
 
 // recordHistory writes the minutes just ended, a little after each minute starts, until the
 // pipeline stops; then what is left.

@@ -15,6 +15,7 @@ type Metrics struct {
 	failed       *prometheus.CounterVec
 	retried      *prometheus.CounterVec
 	overflowed   *prometheus.CounterVec
+	pushed       *prometheus.CounterVec
 	depth        *depthCollector
 }
 
@@ -37,6 +38,9 @@ func NewMetrics(live func() []*Driver) *Metrics {
 		overflowed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rr_sql", Name: "overflow_moved_total", Help: "Waiting jobs moved to the overflow pipeline (group_by pipelines with overflow).",
 		}, []string{"pipeline"}),
+		pushed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rr_sql", Name: "jobs_pushed_total", Help: "Jobs committed by pushes, by pipeline and way in (push: jobs.Push and jobs.PushBatch, one job at a time; batch: sql.PushBatch).",
+		}, []string{"pipeline", "via"}),
 		depth: &depthCollector{live: live, desc: prometheus.NewDesc("rr_sql_jobs",
 			"Jobs in the database by pipeline and state (ready, delayed, reserved, failed).", []string{"pipeline", "state"}, nil),
 			oldest: prometheus.NewDesc("rr_sql_oldest_ready_seconds",
@@ -48,7 +52,7 @@ func NewMetrics(live func() []*Driver) *Metrics {
 
 // Collectors are what the plugin hands to the metrics plugin.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.overflowed, m.depth}
+	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.overflowed, m.pushed, m.depth}
 }
 
 func (m *Metrics) observeClaim(pipeline string, took time.Duration) {
@@ -75,6 +79,12 @@ func (m *Metrics) countOverflow(pipeline string, jobs int64) {
 	}
 }
 
+func (m *Metrics) countPushed(pipeline, via string, jobs float64) {
+	if m != nil {
+		m.pushed.WithLabelValues(pipeline, via).Add(jobs)
+	}
+}
+
 func (m *Metrics) countRetried(pipeline string) {
 	if m != nil {
 		m.retried.WithLabelValues(pipeline).Inc()
@@ -92,6 +102,7 @@ func (m *Metrics) forget(pipeline string) {
 	m.failed.DeleteLabelValues(pipeline)
 	m.retried.DeleteLabelValues(pipeline)
 	m.overflowed.DeleteLabelValues(pipeline)
+	m.pushed.DeletePartialMatch(prometheus.Labels{"pipeline": pipeline})
 }
 
 // depthCollector counts queue depth from the database at scrape time, so every node reports the

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rr-sql/sqljobs/driver"
 	"github.com/rr-sql/sqljobs/store"
 )
 
@@ -30,6 +31,8 @@ type Target struct {
 	Wake func()
 	// GroupBy is the pipeline's group_by header ("" without).
 	GroupBy string
+	// Driver is the pipeline's driver, which pushes take.
+	Driver *driver.Driver
 }
 
 // Pipelines finds the live `sql` pipelines of this node.
@@ -41,6 +44,8 @@ type Pipelines interface {
 // Service is registered by the rpc plugin as `sql.Method`.
 type Service struct {
 	Pipelines Pipelines
+	// ScheduleList lists the sql.schedules entries (nil: none).
+	ScheduleList func(ctx context.Context) ([]ScheduleEntry, error)
 }
 
 func (s *Service) target(pipeline string) (Target, error) {
@@ -373,7 +378,7 @@ const maxIDs = 1000
 // timeFormat is how the service writes a time: RFC 3339 in UTC, with milliseconds.
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-func formatMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(timeFormat) }
+func formatMs(ms int64) string { return formatTime(time.UnixMilli(ms)) }
 
 // IDsRequest names jobs of a pipeline by the ids their pushers gave them (Task::getId() in PHP).
 type IDsRequest struct {

@@ -304,6 +304,19 @@ ALTER TABLE rr_jobs ADD KEY rr_jobs_job_id (queue, job_id);
 ALTER TABLE rr_failed_jobs ADD KEY rr_failed_jobs_job_id (queue, job_id);
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (10, '0010_job_id_index.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
 
+-- 0011_schedules.sql
+-- Durable cron (sql.schedules): one row per schedule with the last tick pushed (unix
+-- milliseconds of the tick's time, not of the push). A node pushes a tick's job only in the
+-- transaction that moves last_tick forward to that tick, so however many nodes run the schedule,
+-- the database lets one of them push each tick. Re-runnable (each DDL statement commits alone).
+CREATE TABLE IF NOT EXISTS rr_schedules (
+    name       VARCHAR(191) NOT NULL,
+    last_tick  BIGINT       NOT NULL,
+    updated_at BIGINT       NOT NULL,
+    PRIMARY KEY (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (11, '0011_schedules.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
+
 -- 0014_history.sql
 -- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
 -- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node

@@ -260,6 +260,18 @@ CREATE INDEX rr_jobs_job_id ON rr_jobs (queue, job_id);
 CREATE INDEX rr_failed_jobs_job_id ON rr_failed_jobs (queue, job_id);
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_job_id_index.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 
+-- 0010_schedules.sql
+-- Durable cron (sql.schedules): one row per schedule with the last tick pushed (unix
+-- milliseconds of the tick's time, not of the push). A node pushes a tick's job only in the
+-- transaction that moves last_tick forward to that tick, so however many nodes run the schedule,
+-- the database lets one of them push each tick.
+CREATE TABLE rr_schedules (
+    name       TEXT    NOT NULL PRIMARY KEY,
+    last_tick  INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (10, '0010_schedules.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
 -- 0013_history.sql
 -- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
 -- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node

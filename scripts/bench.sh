@@ -10,6 +10,8 @@
 #                                    waiting jobs, and the flush's duration: docs/bench/flush.md
 #   scripts/bench.sh -churn          producer and workers together for -churn-duration (10m) on each
 #                                    database, autovacuum on, nothing settled: docs/bench/churn.md
+#   scripts/bench.sh -batch-only     batches of 100 and 1,000 jobs through sql.PushBatch (one commit a
+#                                    batch) against jobs.PushBatch, memory's included: docs/bench/batch.md
 #   -before-rr PATH                  with -monitor-only or -flush-only: an older rr measured beside
 #   -rr PATH                         measure a prebuilt rr instead of building cmd/rr
 #   -only REGEXP                     only the targets whose name matches, e.g. '^sql/sqlite$'

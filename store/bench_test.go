@@ -233,3 +233,35 @@ const wholeQueueGroupCountsSQL = `SELECT g, SUM(n_ready), SUM(n_delayed), SUM(n_
 		UNION ALL
 		SELECT grp, 0, 0, 0, target_queue FROM rr_overflow WHERE queue = ?) t
 	GROUP BY g ORDER BY g`
+
+// BenchmarkInsertBatch inserts batches of 100 and 1,000 jobs through InsertBatch, one op being one
+// job, with statements of 1 (a prepared one-row INSERT per job), 20 and 500 rows: what each
+// dialect's rowsPerInsert was chosen from.
+func BenchmarkInsertBatch(b *testing.B) {
+	payload := []byte(`{"action":"ack"}`)
+	batch := func(round, size int) []NewJob {
+		jobs := make([]NewJob, size)
+		for i := range jobs {
+			jobs[i] = NewJob{JobID: fmt.Sprint(round, "-", i), Queue: "bench", Name: "Job", Payload: payload, Priority: 10,
+				Headers: map[string][]string{"traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}}
+		}
+		return jobs
+	}
+	forEachBackendB(b, func(b *testing.B, s Store) {
+		for _, size := range []int{100, 1000} {
+			for _, rows := range []int{1, 20, 500} {
+				b.Run(fmt.Sprintf("batch-%d/rows-%d", size, rows), func(b *testing.B) {
+					st := s.(*sqlStore)
+					defer func(was int) { st.d.rowsPerInsert = was }(st.d.rowsPerInsert)
+					st.d.rowsPerInsert = rows
+					for round := 0; b.Loop(); round++ {
+						if err := s.InsertBatch(ctx, batch(round, size)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "jobs/s")
+				})
+			}
+		}
+	})
+}

@@ -26,9 +26,12 @@ var mysqlDialect = dialect{
 	groupNames:         mysqlGroupNames,
 	groupIndexAll:      true,
 	claimHeads:         mysqlClaimHeads,
-	explain:            `EXPLAIN `,
-	fencedWhere:        mysqlFencedWhere,
-	insertIgnore:       func(into string) string { return `INSERT IGNORE INTO ` + into },
+	// A round trip per statement: 500 rows (4,500 of the 65,535 placeholders a statement takes)
+	// inserted 1,000 jobs in 30-45% of the time of a prepared one-row INSERT per job.
+	rowsPerInsert: 500,
+	explain:       `EXPLAIN `,
+	fencedWhere:   mysqlFencedWhere,
+	insertIgnore:  func(into string) string { return `INSERT IGNORE INTO ` + into },
 	// VALUES(): MariaDB has no row alias in INSERT (MySQL 8 still takes VALUES()).
 	addHistory: `INSERT INTO rr_history (pipeline, minute, node, pushed, processed, failed, depth)
 		VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -31,6 +31,9 @@ var postgresDialect = dialect{
 	groupNames:   waitingGroupNames,
 	claimHeads:   postgresClaimHeads,
 	addHistory:   addHistoryOnConflict,
+	// A round trip per statement: 500 rows (4,500 of the 65,535 placeholders a statement takes)
+	// inserted 1,000 jobs in a quarter or less of the time of a prepared one-row INSERT per job.
+	rowsPerInsert: 500,
 	// A group's head comes out of rr_jobs_group in order, a few rows. With LIMIT g.want unknown at
 	// planning, the planner guesses 10% of the group and, once the index is bloated (a drained
 	// backlog leaves a large B-tree over a small heap), scans the heap and sorts it for every group.

@@ -33,7 +33,11 @@ type SQLiteOptions struct {
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
 	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing,
 	groupPage: recursiveGroupPage, claimHeads: sqliteClaimHeads,
-	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED", addHistory: addHistoryOnConflict}
+	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED",
+	// In process, a statement costs no round trip: a prepared one-row INSERT per job took 1,000
+	// jobs in 13 ms here, statements of 20 rows 21 ms and of 500 rows 120 ms (parsing and binding
+	// a long statement costs more than it saves).
+	rowsPerInsert: 1, addHistory: addHistoryOnConflict}
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.

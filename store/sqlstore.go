@@ -72,6 +72,9 @@ type dialect struct {
 	// counts then read it alone, every row of the page's groups, and take the reserved rows off:
 	// a condition on reserved_by would read each row itself.
 	groupIndexAll bool
+	// rowsPerInsert is how many rows one INSERT of a batch (InsertBatch) takes; 1: a prepared
+	// one-row INSERT run once per job in the batch's transaction. Each row takes 9 placeholders.
+	rowsPerInsert int
 	// claimHeads reserves up to want jobs at the head of each group and returns them by group.
 	// The queue's turn is held, so no other group claim competes for these rows; it still takes
 	// only unreserved ones (an operator's Flush or Move may have taken some meanwhile).
@@ -113,6 +116,14 @@ func (s *sqlStore) render(query string) rendering {
 	if r, ok := s.rendered.Load(query); ok {
 		return r.(rendering)
 	}
+	out := s.renderOnce(query)
+	s.rendered.Store(query, out)
+	return out
+}
+
+// renderOnce renders a statement without caching it: for statements built per call (a batch of
+// rows), whose texts would fill the cache.
+func (s *sqlStore) renderOnce(query string) rendering {
 	var (
 		b   strings.Builder
 		n   int
@@ -146,7 +157,6 @@ func (s *sqlStore) render(query string) rendering {
 		}
 	}
 	out.text = b.String()
-	s.rendered.Store(query, out)
 	return out
 }
 
@@ -336,9 +346,25 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	return s.insert(ctx, nil, j)
+}
+
+// insertJob and insertRow are the insert of jobs: one row for a push, the row repeated for a
+// batch (InsertBatch). Arguments of a row: insertArgs.
+const (
+	insertJob = `INSERT INTO rr_jobs
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp)
+		VALUES `
+	insertRow = `(?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?)`
+	// insertJobSQL is the insert of one job.
+	insertJobSQL = insertJob + insertRow
+)
+
+// insertArgs are a job's values in insertRow's order.
+func insertArgs(j NewJob) ([]any, error) {
 	headers, err := encodeHeaders(j.Headers)
 	if err != nil {
-		return fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
+		return nil, fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
 	}
 	payload := j.Payload
 	if payload == nil {
@@ -348,10 +374,23 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	if j.Grouped {
 		group = j.Group
 	}
-	_, err = s.execPrepared(ctx, `INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp)
-		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?)`,
-		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group)
+	return []any{j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group}, nil
+}
+
+// insert writes a job: in tx when one is given, else on its own (committed on return). Every job
+// enters rr_jobs here or in InsertBatch (the same row, the same arguments), whoever pushes it (a
+// push, a batch, a schedule's tick), so the count triggers, the group column and the notification
+// on PostgreSQL are the same for all.
+func (s *sqlStore) insert(ctx context.Context, tx *sql.Tx, j NewJob) error {
+	args, err := insertArgs(j)
+	if err != nil {
+		return err
+	}
+	if tx == nil {
+		_, err = s.execPrepared(ctx, insertJobSQL, args...)
+	} else {
+		_, err = s.exec(ctx, tx, insertJobSQL, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
 	}

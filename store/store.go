@@ -140,6 +140,8 @@ var ErrClosed = errors.New("sql store is closed")
 type Store interface {
 	// Insert commits one job.
 	Insert(ctx context.Context, job NewJob) error
+	// InsertBatch commits jobs in one transaction: all of them or none.
+	InsertBatch(ctx context.Context, jobs []NewJob) error
 	// Claim reserves up to Limit ready jobs of a queue for a node, in (priority, available_at, id) order.
 	Claim(ctx context.Context, req ClaimRequest) ([]Job, error)
 	// Extend pushes the lease of held jobs to lease from now (the job is still queued or running here).
@@ -187,6 +189,13 @@ type Store interface {
 	OverflowGroups(ctx context.Context, queue string) (map[string]string, error)
 	// CountReadyGroups is the number of a group_by queue's groups with a ready job.
 	CountReadyGroups(ctx context.Context, queue string) (int64, error)
+
+	// Tick pushes a schedule's tick once across nodes: it advances the schedule to the tick and
+	// inserts the tick's job in one transaction, or does nothing (false) if the schedule is
+	// already there.
+	Tick(ctx context.Context, t Tick) (bool, error)
+	// ScheduleTicks is the last tick of each schedule (unix milliseconds).
+	ScheduleTicks(ctx context.Context) (map[string]int64, error)
 
 	// Ops are the operators' calls (the `sql` RPC service).
 	Ops

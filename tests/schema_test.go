@@ -133,6 +133,10 @@ func TestSchemaRefusesWhatThePluginRefuses(t *testing.T) {
 		{"dashboard token too short", "sql:\n  dashboard:\n    auth:\n      token: abc\n", "token"},
 		{"unknown dashboard auth option", "sql:\n  dashboard:\n    auth:\n      password: x\n", "password"},
 		{"dashboard retention not a duration", "sql:\n  dashboard:\n    history_retention: 7\n", "history_retention"},
+		{"unknown schedule option", "sql:\n  schedules:\n    - {name: a, cron: '* * * * *', pipeline: p, job: j, every: 1m}\n", "every"},
+		{"schedule without a cron", "sql:\n  schedules:\n    - {name: a, pipeline: p, job: j}\n", "cron"},
+		{"missed policy not known", "sql:\n  schedules:\n    - {name: a, cron: '* * * * *', pipeline: p, job: j, missed: all}\n", "missed"},
+		{"header value a number", "sql:\n  schedules:\n    - {name: a, cron: '* * * * *', pipeline: p, job: j, headers: {h: 1}}\n", "headers"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -54,6 +54,46 @@ func TestPriorityThenFIFO(t *testing.T) {
 	})
 }
 
+// A job pushed with priority 0 takes the pipeline's priority, config.priority, through jobs.Push
+// and jobs.PushBatch alike: RoadRunner fills it in before the driver sees the job, from its
+// pipeline entry's priority, which it reads from the config section when the entry has none.
+func TestPriorityZeroTakesTheConfiguredPriority(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		rr := start(t, options{pipelines: pipelineYAML("p", "priority: 3", "prefetch: 50"), workers: 1, sqlSection: b.section(t, dir), out: out})
+		var want []string
+		for i := range 5 {
+			rr.push(job{id: fmt.Sprintf("five-%d", i), pipeline: "p", priority: 5, payload: map[string]any{"action": "ack"}})
+		}
+		// Three through jobs.Push, then two through jobs.PushBatch: FIFO within priority 3.
+		var batch []job
+		for i := range 5 {
+			j := job{id: fmt.Sprintf("zero-%d", i), pipeline: "p", payload: map[string]any{"action": "ack"}}
+			if i < 3 {
+				rr.push(j)
+			} else {
+				batch = append(batch, j)
+			}
+			want = append(want, j.id)
+		}
+		rr.pushBatch(batch)
+		for i := range 5 {
+			want = append(want, fmt.Sprintf("five-%d", i))
+		}
+		rr.resume("p")
+		var got []string
+		for _, r := range waitRecords(t, out, 10, 20*time.Second) {
+			got = append(got, r.ID)
+		}
+		// Pushed with priority 0 after the priority-5 jobs, the zero-* jobs run first only if they
+		// took priority 3 (see TestPriorityThenFIFO for the 2 places RoadRunner's pollers explain).
+		if n := maxOvertaken(got, want); n > 2 {
+			t.Fatalf("a job ran before %d jobs due before it: priority 0 did not become config.priority 3\n got %v\nwant %v", n, got, want)
+		}
+	})
+}
+
 // maxOvertaken is the most jobs due earlier (in want) that any job ran before (in got).
 func maxOvertaken(got, want []string) int {
 	pos := map[string]int{}
