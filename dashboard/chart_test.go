@@ -46,3 +46,14 @@ func TestBucketsAndChart(t *testing.T) {
 		t.Fatalf("chart: %s", svg)
 	}
 }
+
+func TestLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1:8089": true, "localhost:8089": true, "LOCALHOST": true, "[::1]:8089": true, "127.0.0.2": true,
+		"10.0.0.1:8089": false, "attacker.example:80": false, "localhost.attacker.example": false, "": false,
+	} {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

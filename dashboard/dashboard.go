@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -187,6 +188,13 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cache-Control", "no-store")
+		if !s.cfg.Auth.Enabled() && !loopbackHost(r.Host) {
+			// Without auth the dashboard trusts whoever reaches loopback. A web page that re-points
+			// its own host name at 127.0.0.1 (DNS rebinding) reaches it too, but under its name:
+			// refuse any name but a loopback one.
+			http.Error(w, "host "+strconv.Quote(r.Host)+" refused: without sql.dashboard.auth the dashboard answers only to a loopback address or localhost", http.StatusForbidden)
+			return
+		}
 		if !s.authorized(r) {
 			// Basic auth makes browsers ask for a password; a client that sent a token is told
 			// about tokens.
@@ -243,4 +251,18 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// loopbackHost tells whether a request's Host names this machine's loopback.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -34,6 +34,8 @@ type page struct {
 	Problem string
 	Now     time.Time
 	Data    any
+	// Status is the HTTP status (0: 200).
+	Status int
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
@@ -42,6 +44,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p p
 		p.Notice = notice(r.URL.Query())
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if p.Status != 0 {
+		w.WriteHeader(p.Status)
+	}
 	if err := s.pages[name].Execute(w, p); err != nil {
 		s.log.Warn("dashboard page", zap.String("page", name), zap.Error(err))
 	}
@@ -142,7 +147,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 func (s *Server) pipeline(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.src.Pipeline(r.PathValue("name"))
 	if !ok {
-		s.render(w, r, "missing", page{Title: "Not found", Problem: "No sql pipeline " + strconv.Quote(r.PathValue("name")) + " on this node."})
+		s.render(w, r, "missing", page{Title: "Not found", Status: http.StatusNotFound, Problem: "No sql pipeline " + strconv.Quote(r.PathValue("name")) + " on this node."})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
@@ -242,7 +247,7 @@ func (s *Server) pipelineAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.render(w, r, "missing", page{Title: p.Name, Problem: err.Error()})
+		s.render(w, r, "missing", page{Title: p.Name, Status: http.StatusBadRequest, Problem: err.Error()})
 		return
 	}
 	redirect(w, r, back, q)
@@ -406,7 +411,7 @@ func (s *Server) failedAction(w http.ResponseWriter, r *http.Request) {
 		err = apply([]int64{id})
 	}
 	if err != nil {
-		s.render(w, r, "missing", page{Title: "Failed jobs", Nav: "failed", Problem: err.Error()})
+		s.render(w, r, "missing", page{Title: "Failed jobs", Nav: "failed", Status: http.StatusBadRequest, Problem: err.Error()})
 		return
 	}
 	q := f.query()

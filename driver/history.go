@@ -14,7 +14,8 @@ import (
 // queue's depth; what is left is written when the pipeline stops. Counts lost in a crash are a
 // minute's at most, and only the chart's: the jobs themselves are in the database.
 
-// historyPruneEvery is how often a node deletes its pipeline's minutes past the retention.
+// historyPruneEvery is how often each pipeline of a node deletes the minutes past the retention
+// (of every pipeline: one call finds nothing left by another; through an index on the minute).
 const historyPruneEvery = time.Hour
 
 type minuteCounts struct{ pushed, processed, failed int64 }
@@ -80,7 +81,7 @@ func (d *Driver) recordHistory() {
 		if d.env.HistoryRetention > 0 && time.Since(lastPrune) >= historyPruneEvery {
 			lastPrune = time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
-			if _, err := d.conn.Store.PruneHistory(ctx, d.cfg.Name, d.env.HistoryRetention); err != nil {
+			if _, err := d.conn.Store.PruneHistory(ctx, d.env.HistoryRetention); err != nil {
 				d.log.Warn("prune the dashboard's history", zap.Error(err))
 			}
 			cancel()

@@ -329,7 +329,9 @@ CREATE TABLE IF NOT EXISTS rr_history (
     processed BIGINT       NOT NULL DEFAULT 0,
     failed    BIGINT       NOT NULL DEFAULT 0,
     depth     BIGINT       NOT NULL DEFAULT 0,
-    PRIMARY KEY (pipeline, minute, node)
+    PRIMARY KEY (pipeline, minute, node),
+    -- The retention's purge deletes by minute, whatever the pipeline (one destroyed long ago too).
+    KEY rr_history_minute (minute)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (14, '0014_history.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
 

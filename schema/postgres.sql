@@ -352,5 +352,7 @@ CREATE TABLE rr_history (
     depth     BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (pipeline, minute, node)
 );
+-- The retention's purge deletes by minute, whatever the pipeline (one destroyed long ago too).
+CREATE INDEX rr_history_minute ON rr_history (minute);
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (13, '0013_history.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
 

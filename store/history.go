@@ -31,8 +31,9 @@ type History interface {
 	// nodes (the depth is the largest any node saw), in pipeline then minute order. Minutes
 	// without a row are absent.
 	ReadHistory(ctx context.Context, pipelines []string, since time.Time) ([]HistoryMinute, error)
-	// PruneHistory deletes a pipeline's minutes older than retention (by the database's clock).
-	PruneHistory(ctx context.Context, pipeline string, retention time.Duration) (int64, error)
+	// PruneHistory deletes the minutes older than retention (by the database's clock), of every
+	// pipeline: those of pipelines destroyed since go too.
+	PruneHistory(ctx context.Context, retention time.Duration) (int64, error)
 	// HeldByNode counts the reserved jobs of every node that holds some.
 	HeldByNode(ctx context.Context) (map[string]int64, error)
 	// SearchFailed pages through a queue's failed jobs (id order, after AfterID) whose job name
@@ -114,13 +115,13 @@ func (s *sqlStore) ReadHistory(ctx context.Context, pipelines []string, since ti
 	return out, nil
 }
 
-func (s *sqlStore) PruneHistory(ctx context.Context, pipeline string, retention time.Duration) (int64, error) {
+func (s *sqlStore) PruneHistory(ctx context.Context, retention time.Duration) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	res, err := s.exec(ctx, s.w, `DELETE FROM rr_history WHERE pipeline = ? AND minute < {now} - ?`, pipeline, retention.Milliseconds())
+	res, err := s.exec(ctx, s.w, `DELETE FROM rr_history WHERE minute < {now} - ?`, retention.Milliseconds())
 	if err != nil {
-		return 0, fmt.Errorf("prune history of %s: %w", pipeline, err)
+		return 0, fmt.Errorf("prune the dashboard's history: %w", err)
 	}
 	return res.RowsAffected()
 }

@@ -8,7 +8,7 @@ import (
 
 // TestHistorySumsNodesAndMinutes: each node adds to its own row of a minute (twice in a minute
 // adds up), readers get the nodes' sum per pipeline and minute with the largest depth, from the
-// asked minute on, and pruning drops only the pipeline's minutes older than the retention.
+// asked minute on, and pruning drops the minutes older than the retention, of every pipeline.
 func TestHistorySumsNodesAndMinutes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		now := time.Now().Truncate(time.Minute)
@@ -22,7 +22,8 @@ func TestHistorySumsNodesAndMinutes(t *testing.T) {
 		write("a", HistoryMinute{Pipeline: "p", Minute: m0, Pushed: 10, Processed: 4, Failed: 1, Depth: 6},
 			HistoryMinute{Pipeline: "p", Minute: m1, Pushed: 1, Processed: 2, Depth: 5},
 			HistoryMinute{Pipeline: "other", Minute: m1, Pushed: 7},
-			HistoryMinute{Pipeline: "p", Minute: old, Pushed: 100})
+			HistoryMinute{Pipeline: "p", Minute: old, Pushed: 100},
+			HistoryMinute{Pipeline: "destroyed", Minute: old, Pushed: 1})
 		write("b", HistoryMinute{Pipeline: "p", Minute: m0, Pushed: 5, Processed: 5, Failed: 2, Depth: 9})
 		write("a", HistoryMinute{Pipeline: "p", Minute: m0, Pushed: 1, Processed: 1, Depth: 3}) // the same minute again: adds
 
@@ -54,14 +55,14 @@ func TestHistorySumsNodesAndMinutes(t *testing.T) {
 			t.Fatalf("history of both from %s = %+v, want other's then p's minute", m1, both)
 		}
 
-		n, err := s.PruneHistory(ctx, "p", 24*time.Hour)
+		n, err := s.PruneHistory(ctx, 24*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Fatalf("pruned %d rows, want 1 (p's minute two days ago)", n)
+		if n != 2 {
+			t.Fatalf("pruned %d rows, want 2 (p's and destroyed's minutes two days ago)", n)
 		}
-		all, err := s.ReadHistory(ctx, []string{"p", "other"}, old.Add(-time.Hour))
+		all, err := s.ReadHistory(ctx, []string{"p", "other", "destroyed"}, old.Add(-time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -150,6 +150,17 @@ func TestDashboardAPI(t *testing.T) {
 				t.Errorf("GET %s = %d, want %d", path, code, want)
 			}
 		}
+		// Without auth, only a loopback name is answered (a rebound DNS name is refused).
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/overview", nil)
+		req.Host = "attacker.example:80"
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("GET with Host attacker.example = %v %v, want 403", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if _, code := getJSON[map[string]any](t, strings.Replace(base, "127.0.0.1", "localhost", 1)+"/api/overview"); code != http.StatusOK {
+			t.Errorf("GET through localhost = %d, want 200", code)
+		}
 		// Read-only: no forms on the pages, and an action is refused even with a valid token.
 		page := httpGet(t, base+"/pipelines/work")
 		if strings.Contains(page, `name="csrf"`) || strings.Contains(page, "Pause") {

@@ -9,5 +9,7 @@ CREATE TABLE IF NOT EXISTS rr_history (
     processed BIGINT       NOT NULL DEFAULT 0,
     failed    BIGINT       NOT NULL DEFAULT 0,
     depth     BIGINT       NOT NULL DEFAULT 0,
-    PRIMARY KEY (pipeline, minute, node)
+    PRIMARY KEY (pipeline, minute, node),
+    -- The retention's purge deletes by minute, whatever the pipeline (one destroyed long ago too).
+    KEY rr_history_minute (minute)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -11,3 +11,5 @@ CREATE TABLE rr_history (
     depth     BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (pipeline, minute, node)
 );
+-- The retention's purge deletes by minute, whatever the pipeline (one destroyed long ago too).
+CREATE INDEX rr_history_minute ON rr_history (minute);
