@@ -13,6 +13,7 @@ import (
 	"maps"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
 	"github.com/rr-sql/sqljobs/config"
@@ -169,8 +170,16 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 const maxGroupLength = 255
 
 // insert stores a job and wakes the consumer when it is due. With group_by, the first value of
-// that header is the job's group.
+// that header is the job's group. The first value of x-sql-unique-key is the job's unique key: a
+// push whose key a job of the queue holds succeeds without creating a job.
 func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
+	if v := job.Headers[store.UniqueKeyHeader]; len(v) > 0 {
+		job.UniqueKey = v[0]
+		if n := utf8.RuneCountInString(job.UniqueKey); n > store.MaxUniqueKey {
+			return fmt.Errorf("push job %s to pipeline %s: the unique key (header %q) is %d characters long: use at most %d (a hash of a longer key, for instance)",
+				job.JobID, d.cfg.Name, store.UniqueKeyHeader, n, store.MaxUniqueKey)
+		}
+	}
 	if d.cfg.GroupBy != "" {
 		job.Grouped = true
 		if v := job.Headers[d.cfg.GroupBy]; len(v) > 0 {
@@ -183,8 +192,16 @@ func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
 	}
 	queue, overflowTarget := d.routed(job.Group)
 	job.Queue = queue
-	if err := d.conn.Store.Insert(ctx, job); err != nil {
+	created, err := d.conn.Store.Insert(ctx, job)
+	if err != nil {
 		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
+	}
+	if !created {
+		// Nothing new to claim: no wake-up.
+		d.log.Debug("job not created: a job with the same unique key is in the queue",
+			zap.String("id", job.JobID), zap.String("queue", job.Queue), zap.String("unique_key", job.UniqueKey))
+		d.env.Metrics.countDuplicate(d.cfg.Name)
+		return nil
 	}
 	if overflowTarget != nil {
 		overflowTarget.wakeAfter(job.Delay)

@@ -15,6 +15,7 @@ type Metrics struct {
 	failed       *prometheus.CounterVec
 	retried      *prometheus.CounterVec
 	overflowed   *prometheus.CounterVec
+	duplicates   *prometheus.CounterVec
 	depth        *depthCollector
 }
 
@@ -37,6 +38,10 @@ func NewMetrics(live func() []*Driver) *Metrics {
 		overflowed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rr_sql", Name: "overflow_moved_total", Help: "Waiting jobs moved to the overflow pipeline (group_by pipelines with overflow).",
 		}, []string{"pipeline"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rr_sql", Name: "jobs_duplicate_total",
+			Help: "Pushes that created no job: a job of the queue held the same unique key (header x-sql-unique-key).",
+		}, []string{"pipeline"}),
 		depth: &depthCollector{live: live, desc: prometheus.NewDesc("rr_sql_jobs",
 			"Jobs in the database by pipeline and state (ready, delayed, reserved, failed).", []string{"pipeline", "state"}, nil),
 			oldest: prometheus.NewDesc("rr_sql_oldest_ready_seconds",
@@ -48,7 +53,7 @@ func NewMetrics(live func() []*Driver) *Metrics {
 
 // Collectors are what the plugin hands to the metrics plugin.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.overflowed, m.depth}
+	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.overflowed, m.duplicates, m.depth}
 }
 
 func (m *Metrics) observeClaim(pipeline string, took time.Duration) {
@@ -75,6 +80,12 @@ func (m *Metrics) countOverflow(pipeline string, jobs int64) {
 	}
 }
 
+func (m *Metrics) countDuplicate(pipeline string) {
+	if m != nil {
+		m.duplicates.WithLabelValues(pipeline).Inc()
+	}
+}
+
 func (m *Metrics) countRetried(pipeline string) {
 	if m != nil {
 		m.retried.WithLabelValues(pipeline).Inc()
@@ -92,6 +103,7 @@ func (m *Metrics) forget(pipeline string) {
 	m.failed.DeleteLabelValues(pipeline)
 	m.retried.DeleteLabelValues(pipeline)
 	m.overflowed.DeleteLabelValues(pipeline)
+	m.duplicates.DeleteLabelValues(pipeline)
 }
 
 // depthCollector counts queue depth from the database at scrape time, so every node reports the

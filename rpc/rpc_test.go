@@ -66,7 +66,7 @@ func TestGroupsPages(t *testing.T) {
 		if tenant != "" {
 			j.Headers = map[string][]string{"tenant": {tenant}}
 		}
-		if err := st.Insert(context.Background(), j); err != nil {
+		if _, err := st.Insert(context.Background(), j); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: mysql DATABASE < schema/mysql.sql
 
--- The sql jobs driver's schema for mysql: migrations 0001 to 0008, each followed by the row that
+-- The sql jobs driver's schema for mysql: migrations 0001 to 0009, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -295,4 +295,16 @@ DELIMITER ;
 -- log showed 7,700 rows examined per read in a 10-minute churn where the node held at most 1,000.
 ALTER TABLE rr_jobs DROP KEY rr_jobs_reserved, ADD KEY rr_jobs_reserved (reserved_by, claim_token);
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_count_moves_without_a_temporary_table.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
+
+-- 0009_unique_keys.sql
+-- Unique jobs: a job pushed with the header x-sql-unique-key is not created while a job of the same
+-- queue holds that key. unique_key is the header's first value, NULL for jobs without it: MySQL has
+-- no partial index, but NULLs never collide in a UNIQUE index. The insert is
+-- `ON DUPLICATE KEY UPDATE id = id` (not INSERT IGNORE, which turns other errors into warnings); the
+-- count triggers see no change of queue or due time in such an update and write nothing. The key is
+-- given up when the job is claimed (unique_while: waiting) or when its row is deleted
+-- (unique_while: active). (queue, unique_key) in utf8mb4 is 2 × 255 × 4 = 2,040 bytes, under
+-- InnoDB's 3,072-byte index key limit: keys longer than 255 characters are refused at push.
+ALTER TABLE rr_jobs ADD COLUMN unique_key VARCHAR(255) NULL, ADD UNIQUE KEY rr_jobs_unique (queue, unique_key);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_unique_keys.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
 

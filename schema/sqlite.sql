@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: sqlite3 -bail jobs.db < schema/sqlite.sql
 
--- The sql jobs driver's schema for sqlite: migrations 0001 to 0007, each followed by the row that
+-- The sql jobs driver's schema for sqlite: migrations 0001 to 0008, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -252,4 +252,14 @@ INSERT INTO rr_counts (queue, bucket, stripe, failed)
 SELECT queue, 0, 0, COUNT(*) FROM rr_failed_jobs WHERE true GROUP BY 1
 ON CONFLICT (queue, bucket, stripe) DO UPDATE SET failed = failed + excluded.failed;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_claims_off_the_counts.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
+-- 0008_unique_keys.sql
+-- Unique jobs: a job pushed with the header x-sql-unique-key is not created while a job of the same
+-- queue holds that key. unique_key is the header's first value, NULL for jobs without it (so they
+-- stay out of the index and their pushes pay nothing for it). The insert is
+-- `ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING`. The key is given up
+-- when the job is claimed (unique_while: waiting) or when its row is deleted (unique_while: active).
+ALTER TABLE rr_jobs ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX rr_jobs_unique ON rr_jobs (queue, unique_key) WHERE unique_key IS NOT NULL;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_unique_keys.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 

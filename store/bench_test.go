@@ -39,7 +39,7 @@ func BenchmarkInsert(b *testing.B) {
 		payload := []byte(`{"action":"ack"}`)
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
-			if err := s.Insert(ctx, NewJob{JobID: fmt.Sprint(i), Queue: "bench", Name: "Job", Payload: payload, Priority: 10}); err != nil {
+			if _, err := s.Insert(ctx, NewJob{JobID: fmt.Sprint(i), Queue: "bench", Name: "Job", Payload: payload, Priority: 10}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -52,7 +52,7 @@ func BenchmarkClaimAndAck100(b *testing.B) {
 		const batch = 100
 		fill := func(n int) {
 			for i := range n {
-				if err := s.Insert(ctx, NewJob{JobID: fmt.Sprint(i), Queue: "bench", Name: "Job", Payload: []byte("x"), Priority: 10}); err != nil {
+				if _, err := s.Insert(ctx, NewJob{JobID: fmt.Sprint(i), Queue: "bench", Name: "Job", Payload: []byte("x"), Priority: 10}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -29,6 +29,20 @@ var mysqlDialect = dialect{
 	explain:            `EXPLAIN `,
 	fencedWhere:        mysqlFencedWhere,
 	insertIgnore:       func(into string) string { return `INSERT IGNORE INTO ` + into },
+	// Not INSERT IGNORE, which would turn any error into a warning. The connection counts found
+	// rows (see OpenMySQL), so the affected rows are 1 either way: LAST_INSERT_ID(0) makes the
+	// insert id of a duplicate 0 (MySQL reports the argument of LAST_INSERT_ID(expr) as the
+	// statement's insert id), where a written row has its id. The row keeps its values (id + 0),
+	// so the count triggers see no change of queue or due time and write nothing.
+	uniqueInsert: `ON DUPLICATE KEY UPDATE id = id + LAST_INSERT_ID(0)`,
+	created: func(res sql.Result) (bool, error) {
+		id, err := res.LastInsertId()
+		return id != 0, err
+	},
+	uniqueViolation: func(err error) bool {
+		var me *mysql.MySQLError
+		return errors.As(err, &me) && me.Number == 1062 // ER_DUP_ENTRY
+	},
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
 		if err := c.QueryRowContext(ctx, `SELECT GET_LOCK('rr_sql_migrations', 60)`).Scan(&got); err != nil {
@@ -58,7 +72,8 @@ func mysqlFencedWhere(fences []Fence) (string, []any) {
 // mysqlClaimSQL reserves the jobs in one autocommit statement: MySQL and MariaDB have no
 // UPDATE ... RETURNING, but an UPDATE may join a derived table that picks the ids with a locking
 // read skipping the rows other claims hold (joined by primary key: an IN (subquery) here becomes
-// a scan of the whole table). Arguments: queue, limit, node, token, lease in milliseconds.
+// a scan of the whole table). Arguments: queue, limit, node, token, lease in milliseconds,
+// keep unique keys.
 const mysqlClaimSQL = `UPDATE rr_jobs JOIN (
 	SELECT id AS picked_id FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}
 	ORDER BY priority, available_at, id
@@ -76,7 +91,7 @@ const mysqlClaimedSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs WHERE reserv
 func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	var claimed int64
 	err := retryConflicts(ctx, func() error {
-		res, err := s.exec(ctx, s.w, mysqlClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs)
+		res, err := s.exec(ctx, s.w, mysqlClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs, c.keepKeys)
 		if err != nil {
 			return err
 		}
@@ -173,7 +188,7 @@ func mysqlClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, 
 		return nil, nil
 	}
 	if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(ids))+`) AND queue = ? AND reserved_by IS NULL`,
-		append(append([]any{c.node, c.token, c.leaseMs}, anySlice(ids)...), c.queue)...); err != nil {
+		append(append([]any{c.node, c.token, c.leaseMs, c.keepKeys}, anySlice(ids)...), c.queue)...); err != nil {
 		return nil, err
 	}
 	rows, err := s.query(ctx, tx, `SELECT `+claimedColumns+`, grp FROM rr_jobs WHERE claim_token = ? AND id IN (`+marks(len(ids))+`)`,

@@ -11,7 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // pure Go SQLite: RoadRunner builds are CGO_ENABLED=0
+	"modernc.org/sqlite" // pure Go SQLite: RoadRunner builds are CGO_ENABLED=0
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLiteOptions are the connection settings of an SQLite file.
@@ -33,11 +34,22 @@ type SQLiteOptions struct {
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
 	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing,
 	groupPage: recursiveGroupPage, claimHeads: sqliteClaimHeads,
-	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED"}
+	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED",
+	uniqueInsert: onConflictUniqueKey, created: insertedOneRow, uniqueViolation: sqliteUniqueViolation}
+
+// onConflictUniqueKey ends the insert of a job on SQLite and PostgreSQL: a job whose key its queue
+// holds is not written; any other conflict (none is expected) is still an error.
+const onConflictUniqueKey = `ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING`
+
+// sqliteUniqueViolation: SQLITE_CONSTRAINT_UNIQUE.
+func sqliteUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.
-// Arguments: node, token, lease (ms), queue, limit.
+// Arguments: node, token, lease (ms), keep unique keys, queue, limit.
 // `LIMIT ? + 0`, not `LIMIT ?`: with a bare parameter there, SQLite recompiles the prepared
 // statement on every run (about 30 µs, a third of a small claim).
 const sqliteClaimSQL = `UPDATE rr_jobs
@@ -56,7 +68,7 @@ func sqliteClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs,
 	// the update, so no condition beyond the ids (one on the queue would tempt the planner to scan
 	// the queue's index instead of looking the ids up).
 	rows, err := s.query(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+pick+`)
-		RETURNING `+claimedColumns+`, grp`, append([]any{c.node, c.token, c.leaseMs}, args...)...)
+		RETURNING `+claimedColumns+`, grp`, append([]any{c.node, c.token, c.leaseMs, c.keepKeys}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +81,7 @@ func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := claim.query(ctx, c.node, c.token, c.leaseMs, c.queue, c.limit)
+	rows, err := claim.query(ctx, c.node, c.token, c.leaseMs, c.keepKeys, c.queue, c.limit)
 	if err != nil {
 		return nil, err
 	}

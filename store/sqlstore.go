@@ -57,6 +57,14 @@ type dialect struct {
 	// insertIgnore turns "table (columns) VALUES (...)" into an insert that does nothing when the
 	// key exists.
 	insertIgnore func(into string) string
+	// uniqueInsert ends the insert of a job: it does nothing when the job's unique key is held in
+	// its queue (and fails on any other error), and created tells from its result whether it
+	// wrote the row.
+	uniqueInsert string
+	created      func(res sql.Result) (bool, error)
+	// uniqueViolation says that a statement failed on a unique index (a move into a queue where a
+	// job pushed meanwhile holds a moved job's key).
+	uniqueViolation func(err error) bool
 	// groupPage lists a page of a queue's groups in order, each with whether it has a ready job
 	// (groups with only delayed or reserved jobs may be left out or listed as not ready); fewer
 	// rows than asked: the last group was reached. Its columns: grp, ready, and the id of the
@@ -329,13 +337,13 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 	return h, nil
 }
 
-func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
+func (s *sqlStore) Insert(ctx context.Context, j NewJob) (bool, error) {
 	if err := s.check(); err != nil {
-		return err
+		return false, err
 	}
 	headers, err := encodeHeaders(j.Headers)
 	if err != nil {
-		return fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
+		return false, fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
 	}
 	payload := j.Payload
 	if payload == nil {
@@ -345,14 +353,24 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 	if j.Grouped {
 		group = j.Group
 	}
-	_, err = s.execPrepared(ctx, `INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp)
-		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?)`,
-		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group)
+	res, err := s.execPrepared(ctx, `INSERT INTO rr_jobs
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp, unique_key)
+		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?, ?) `+s.d.uniqueInsert,
+		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group, nullIfEmpty(j.UniqueKey))
 	if err != nil {
-		return fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
+		return false, fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
 	}
-	return nil
+	created, err := s.d.created(res)
+	if err != nil {
+		return false, fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
+	}
+	return created, nil
+}
+
+// insertedOneRow: the insert wrote a row (PostgreSQL and SQLite count none for DO NOTHING).
+func insertedOneRow(res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // claimArgs are a claim's values as the statements take them.
@@ -362,6 +380,8 @@ type claimArgs struct {
 	limit       int
 	leaseMs     int64
 	groupLimit  int
+	// keepKeys: the claimed jobs keep their unique keys (unique_while: active).
+	keepKeys bool
 }
 
 func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
@@ -373,7 +393,7 @@ func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
 	}
 	// A fresh random token per claim: even a node that claims the same row twice can tell its claims apart.
 	args := claimArgs{queue: req.Queue, node: req.Node, token: rand.Int64N(1<<62) + 1, limit: req.Limit, leaseMs: req.Lease.Milliseconds(),
-		groupLimit: req.GroupConcurrency}
+		groupLimit: req.GroupConcurrency, keepKeys: req.KeepUniqueKeys}
 	var (
 		jobs []Job
 		err  error
@@ -398,8 +418,13 @@ func claimOrder(x, y Job) int {
 // claimedColumns is the column list every dialect's claim returns, in scanClaimed's order.
 const claimedColumns = `id, job_id, name, payload, headers, priority, available_at, attempts, failures, auto_ack`
 
-// claimSet is what a claim writes on a row. Arguments: node, token, lease in milliseconds.
-const claimSet = `reserved_by = ?, claim_token = ?, reserved_at = {now}, lease_until = {now} + ?`
+// claimSet is what a claim writes on a row. Arguments: node, token, lease in milliseconds, and
+// whether the job keeps its unique key (unique_while: active) or gives it up (waiting: a job with
+// the same key may be pushed while this one runs). A job without a key writes NULL over NULL:
+// no index entry either way (the unique index holds keyed rows alone; on MySQL, InnoDB leaves an
+// index alone when its columns keep their values).
+const claimSet = `reserved_by = ?, claim_token = ?, reserved_at = {now}, lease_until = {now} + ?,
+	unique_key = CASE WHEN ? THEN unique_key END`
 
 func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 	defer rows.Close()
@@ -817,11 +842,11 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 			_, _ = conn.ExecContext(context.Background(), "RESET plan_cache_mode")
 		}()
 		// The values do not matter: a generic plan ignores them.
-		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('queue', 100, 'node', 1, 60000)")
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('queue', 100, 'node', 1, 60000, false)")
 	case "mysql":
-		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, queue, 100, "node", int64(1), int64(60000))
+		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, queue, 100, "node", int64(1), int64(60000), false)
 	default:
-		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), int64(60000), queue, 100)
+		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), int64(60000), false, queue, 100)
 	}
 	if err != nil {
 		return "", fmt.Errorf("explain claim: %w", err)

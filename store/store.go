@@ -30,7 +30,16 @@ type NewJob struct {
 	// without the header).
 	Grouped bool
 	Group   string
+	// UniqueKey ("" for none) is the first value of the job's x-sql-unique-key header: the job is
+	// not created while a job of the same queue holds the key (see ClaimRequest.KeepUniqueKeys).
+	UniqueKey string
 }
+
+// UniqueKeyHeader names the header whose first value is a job's unique key.
+const UniqueKeyHeader = "x-sql-unique-key"
+
+// MaxUniqueKey is the longest unique key, in characters (MySQL's index key limit: see migration 0009).
+const MaxUniqueKey = 255
 
 // Job is a claimed job, reserved by the claiming node until it is acked, requeued, failed or released.
 type Job struct {
@@ -64,6 +73,10 @@ type ClaimRequest struct {
 	// GroupConcurrency jobs of one group reserved at once in the cluster (0: no limit).
 	Groups           bool
 	GroupConcurrency int
+	// KeepUniqueKeys: the claimed jobs keep their unique keys until their rows are deleted (acked,
+	// failed) and through requeues (unique_while: active). Otherwise the claim frees them
+	// (unique_while: waiting), and a job that comes back to ready waits without its key.
+	KeepUniqueKeys bool
 }
 
 // Fence identifies one claim of one row: a statement fenced by it does nothing if the job was
@@ -138,8 +151,9 @@ var ErrClosed = errors.New("sql store is closed")
 
 // Store is everything the plugin asks of a database.
 type Store interface {
-	// Insert commits one job.
-	Insert(ctx context.Context, job NewJob) error
+	// Insert commits one job. created is false when the job has a unique key that a job of its
+	// queue holds: nothing was written (a duplicate is not an error).
+	Insert(ctx context.Context, job NewJob) (created bool, err error)
 	// Claim reserves up to Limit ready jobs of a queue for a node, in (priority, available_at, id) order.
 	Claim(ctx context.Context, req ClaimRequest) ([]Job, error)
 	// Extend pushes the lease of held jobs to lease from now (the job is still queued or running here).
