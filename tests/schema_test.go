@@ -126,6 +126,7 @@ func TestSchemaRefusesWhatThePluginRefuses(t *testing.T) {
 		{"lease that is not a duration", pipelineDoc("lease: soon"), "lease"},
 		{"unknown overflow option", pipelineDoc("group_by: tenant\n        overflow: {ready_over: 10, to: other, interval: 1s}"), "interval"},
 		{"size without a number", pipelineDoc("max_payload: MB"), "max_payload"},
+		{"unique_while not one of its values", pipelineDoc("unique_while: running"), "unique_while"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
