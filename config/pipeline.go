@@ -44,8 +44,8 @@ type Pipeline struct {
 	// Overflow moves the waiting jobs of groups with too many ready jobs to another pipeline.
 	Overflow *Overflow
 	// UniqueWhile is how long a job's unique key (header x-sql-unique-key) keeps a job with the
-	// same key from being created: UniqueWaiting (ready or delayed) or UniqueActive (until the job
-	// is acked or failed: at a worker and through requeues too).
+	// same key from being created: UniqueWaiting (until the job reaches a worker) or UniqueActive
+	// (until the job is acked or failed: at a worker and through requeues too).
 	UniqueWhile string
 }
 

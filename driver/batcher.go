@@ -35,6 +35,8 @@ type batcher struct {
 	// settle ends an acked claim once its delete committed (or was given up).
 	settle  func(*claim)
 	observe func(time.Duration)
+	// keepUniqueKeys: delivered jobs keep their unique keys (unique_while: active).
+	keepUniqueKeys bool
 
 	mu      sync.Mutex
 	acks    []*claim
@@ -45,8 +47,8 @@ type batcher struct {
 	closing context.Context // set by close: how long a failing batch is still retried
 }
 
-func newBatcher(st store.Store, log *zap.Logger, stillDelivered func(*claim) bool, settle func(*claim), observe func(time.Duration)) *batcher {
-	b := &batcher{st: st, log: log, stillDelivered: stillDelivered, settle: settle, observe: observe,
+func newBatcher(st store.Store, log *zap.Logger, keepUniqueKeys bool, stillDelivered func(*claim) bool, settle func(*claim), observe func(time.Duration)) *batcher {
+	b := &batcher{st: st, log: log, keepUniqueKeys: keepUniqueKeys, stillDelivered: stillDelivered, settle: settle, observe: observe,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), closing: context.Background()}
 	go b.run()
 	return b
@@ -141,7 +143,7 @@ func (b *batcher) gather() bool {
 // write commits one batch, retrying with backoff while it fails and the batcher is not closed
 // (once closed, until the deadline given to close), then settles the acked claims.
 func (b *batcher) write(acks, marks []*claim) {
-	batch := store.Batch{Acks: make([]store.Fence, len(acks))}
+	batch := store.Batch{Acks: make([]store.Fence, len(acks)), KeepUniqueKeys: b.keepUniqueKeys}
 	for i, c := range acks {
 		batch.Acks[i] = c.Fence
 	}

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/rr-sql/sqljobs/config"
 	"github.com/rr-sql/sqljobs/store"
 	"go.uber.org/zap"
 )
@@ -84,7 +83,7 @@ func (d *Driver) claim(ctx context.Context, limit int) (int, error) {
 	start := time.Now()
 	node := d.conn.Node()
 	got, err := d.conn.Store.Claim(ctx, store.ClaimRequest{Queue: d.cfg.Queue, Node: node, Limit: limit, Lease: d.cfg.Lease,
-		Groups: d.cfg.GroupBy != "", GroupConcurrency: d.cfg.GroupConcurrency, KeepUniqueKeys: d.cfg.UniqueWhile == config.UniqueActive})
+		Groups: d.cfg.GroupBy != "", GroupConcurrency: d.cfg.GroupConcurrency})
 	d.env.Metrics.observeClaim(d.cfg.Name, time.Since(start))
 	if err != nil || len(got) == 0 {
 		return 0, err

@@ -98,7 +98,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 			d.nudge()
 		}
 	})
-	d.writes = newBatcher(conn.Store, d.log,
+	d.writes = newBatcher(conn.Store, d.log, cfg.UniqueWhile == config.UniqueActive,
 		func(c *claim) bool { return d.claims.is(c, delivered) },
 		d.settle,
 		func(took time.Duration) { d.env.Metrics.observeAck(cfg.Name, took) })
@@ -169,9 +169,8 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 // maxGroupLength is the longest group value (the grp column of MySQL is a VARCHAR(255)).
 const maxGroupLength = 255
 
-// insert stores a job and wakes the consumer when it is due. With group_by, the first value of
-// that header is the job's group. The first value of x-sql-unique-key is the job's unique key: a
-// push whose key a job of the queue holds succeeds without creating a job.
+// insert stores a pushed job (see insertJob). The first value of its header x-sql-unique-key is
+// its unique key: a push whose key a job of the queue holds succeeds without creating a job.
 func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
 	if v := job.Headers[store.UniqueKeyHeader]; len(v) > 0 {
 		job.UniqueKey = v[0]
@@ -180,6 +179,12 @@ func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
 				job.JobID, d.cfg.Name, store.UniqueKeyHeader, n, store.MaxUniqueKey)
 		}
 	}
+	return d.insertJob(ctx, job)
+}
+
+// insertJob stores a job and wakes the consumer when it is due. With group_by, the first value of
+// that header is the job's group.
+func (d *Driver) insertJob(ctx context.Context, job store.NewJob) error {
 	if d.cfg.GroupBy != "" {
 		job.Grouped = true
 		if v := job.Headers[d.cfg.GroupBy]; len(v) > 0 {

@@ -302,7 +302,7 @@ INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_co
 -- no partial index, but NULLs never collide in a UNIQUE index. The insert is
 -- `ON DUPLICATE KEY UPDATE id = id` (not INSERT IGNORE, which turns other errors into warnings); the
 -- count triggers see no change of queue or due time in such an update and write nothing. The key is
--- given up when the job is claimed (unique_while: waiting) or when its row is deleted
+-- given up when the job reaches a worker (unique_while: waiting) or when its row is deleted
 -- (unique_while: active). (queue, unique_key) in utf8mb4 is 2 × 255 × 4 = 2,040 bytes, under
 -- InnoDB's 3,072-byte index key limit: keys longer than 255 characters are refused at push.
 ALTER TABLE rr_jobs ADD COLUMN unique_key VARCHAR(255) NULL, ADD UNIQUE KEY rr_jobs_unique (queue, unique_key);

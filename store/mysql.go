@@ -72,8 +72,7 @@ func mysqlFencedWhere(fences []Fence) (string, []any) {
 // mysqlClaimSQL reserves the jobs in one autocommit statement: MySQL and MariaDB have no
 // UPDATE ... RETURNING, but an UPDATE may join a derived table that picks the ids with a locking
 // read skipping the rows other claims hold (joined by primary key: an IN (subquery) here becomes
-// a scan of the whole table). Arguments: queue, limit, node, token, lease in milliseconds,
-// keep unique keys.
+// a scan of the whole table). Arguments: queue, limit, node, token, lease in milliseconds.
 const mysqlClaimSQL = `UPDATE rr_jobs JOIN (
 	SELECT id AS picked_id FROM rr_jobs WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}
 	ORDER BY priority, available_at, id
@@ -91,7 +90,7 @@ const mysqlClaimedSQL = `SELECT ` + claimedColumns + ` FROM rr_jobs WHERE reserv
 func mysqlClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	var claimed int64
 	err := retryConflicts(ctx, func() error {
-		res, err := s.exec(ctx, s.w, mysqlClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs, c.keepKeys)
+		res, err := s.exec(ctx, s.w, mysqlClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs)
 		if err != nil {
 			return err
 		}
@@ -188,7 +187,7 @@ func mysqlClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, 
 		return nil, nil
 	}
 	if _, err := s.exec(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+marks(len(ids))+`) AND queue = ? AND reserved_by IS NULL`,
-		append(append([]any{c.node, c.token, c.leaseMs, c.keepKeys}, anySlice(ids)...), c.queue)...); err != nil {
+		append(append([]any{c.node, c.token, c.leaseMs}, anySlice(ids)...), c.queue)...); err != nil {
 		return nil, err
 	}
 	rows, err := s.query(ctx, tx, `SELECT `+claimedColumns+`, grp FROM rr_jobs WHERE claim_token = ? AND id IN (`+marks(len(ids))+`)`,

@@ -69,7 +69,7 @@ func insertOnConflictDoNothing(into string) string {
 // limit ids from the partial claim index, skipping rows other nodes hold locked, before the update.
 // The update looks the ids up by primary key (= ANY(ARRAY(...))): joining the CTE instead lets a
 // generic plan hash-join it against a sequential scan of the whole table.
-// Arguments: queue, limit, node, token, lease (ms), keep unique keys.
+// Arguments: queue, limit, node, token, lease (ms).
 const postgresClaimSQL = `WITH c AS MATERIALIZED (
 		SELECT id FROM rr_jobs
 		WHERE queue = ? AND reserved_by IS NULL AND available_at <= {now}
@@ -85,7 +85,7 @@ const postgresClaimSQL = `WITH c AS MATERIALIZED (
 // group, reserves and returns them: one statement whose text is the same for any groups (planned
 // once, unlike a UNION ALL branch per group). The update checks again that each row is still
 // the queue's and unreserved: an operator's Move or Flush may have taken it. Arguments: groups,
-// wants, queue, node, token, lease (ms), keep unique keys, queue.
+// wants, queue, node, token, lease (ms), queue.
 const postgresClaimHeadsSQL = `WITH picked AS MATERIALIZED (
 		SELECT h.id FROM unnest(?::text[], ?::bigint[]) AS g (grp, want)
 		CROSS JOIN LATERAL (SELECT id FROM rr_jobs
@@ -101,7 +101,7 @@ func postgresClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArg
 	for i, h := range heads {
 		groups[i], wants[i] = h.group, int64(h.want)
 	}
-	rows, err := s.query(ctx, tx, postgresClaimHeadsSQL, groups, wants, c.queue, c.node, c.token, c.leaseMs, c.keepKeys, c.queue)
+	rows, err := s.query(ctx, tx, postgresClaimHeadsSQL, groups, wants, c.queue, c.node, c.token, c.leaseMs, c.queue)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func postgresClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArg
 }
 
 func postgresClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
-	rows, err := s.query(ctx, s.w, postgresClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs, c.keepKeys)
+	rows, err := s.query(ctx, s.w, postgresClaimSQL, c.queue, c.limit, c.node, c.token, c.leaseMs)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func sqliteUniqueViolation(err error) bool {
 
 // sqliteClaimSQL reserves and returns a batch in one statement. The subquery walks the partial
 // claim index in (priority, available_at, id) order and stops after limit rows.
-// Arguments: node, token, lease (ms), keep unique keys, queue, limit.
+// Arguments: node, token, lease (ms), queue, limit.
 // `LIMIT ? + 0`, not `LIMIT ?`: with a bare parameter there, SQLite recompiles the prepared
 // statement on every run (about 30 µs, a third of a small claim).
 const sqliteClaimSQL = `UPDATE rr_jobs
@@ -68,7 +68,7 @@ func sqliteClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs,
 	// the update, so no condition beyond the ids (one on the queue would tempt the planner to scan
 	// the queue's index instead of looking the ids up).
 	rows, err := s.query(ctx, tx, `UPDATE rr_jobs SET `+claimSet+` WHERE id IN (`+pick+`)
-		RETURNING `+claimedColumns+`, grp`, append([]any{c.node, c.token, c.leaseMs, c.keepKeys}, args...)...)
+		RETURNING `+claimedColumns+`, grp`, append([]any{c.node, c.token, c.leaseMs}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := claim.query(ctx, c.node, c.token, c.leaseMs, c.keepKeys, c.queue, c.limit)
+	rows, err := claim.query(ctx, c.node, c.token, c.leaseMs, c.queue, c.limit)
 	if err != nil {
 		return nil, err
 	}

@@ -380,8 +380,6 @@ type claimArgs struct {
 	limit       int
 	leaseMs     int64
 	groupLimit  int
-	// keepKeys: the claimed jobs keep their unique keys (unique_while: active).
-	keepKeys bool
 }
 
 func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
@@ -393,7 +391,7 @@ func (s *sqlStore) Claim(ctx context.Context, req ClaimRequest) ([]Job, error) {
 	}
 	// A fresh random token per claim: even a node that claims the same row twice can tell its claims apart.
 	args := claimArgs{queue: req.Queue, node: req.Node, token: rand.Int64N(1<<62) + 1, limit: req.Limit, leaseMs: req.Lease.Milliseconds(),
-		groupLimit: req.GroupConcurrency, keepKeys: req.KeepUniqueKeys}
+		groupLimit: req.GroupConcurrency}
 	var (
 		jobs []Job
 		err  error
@@ -418,13 +416,8 @@ func claimOrder(x, y Job) int {
 // claimedColumns is the column list every dialect's claim returns, in scanClaimed's order.
 const claimedColumns = `id, job_id, name, payload, headers, priority, available_at, attempts, failures, auto_ack`
 
-// claimSet is what a claim writes on a row. Arguments: node, token, lease in milliseconds, and
-// whether the job keeps its unique key (unique_while: active) or gives it up (waiting: a job with
-// the same key may be pushed while this one runs). A job without a key writes NULL over NULL:
-// no index entry either way (the unique index holds keyed rows alone; on MySQL, InnoDB leaves an
-// index alone when its columns keep their values).
-const claimSet = `reserved_by = ?, claim_token = ?, reserved_at = {now}, lease_until = {now} + ?,
-	unique_key = CASE WHEN ? THEN unique_key END`
+// claimSet is what a claim writes on a row. Arguments: node, token, lease in milliseconds.
+const claimSet = `reserved_by = ?, claim_token = ?, reserved_at = {now}, lease_until = {now} + ?`
 
 func scanClaimed(rows *sql.Rows, token int64) ([]Job, error) {
 	defer rows.Close()
@@ -616,9 +609,13 @@ const releaseSet = `attempts = attempts + CASE WHEN delivered_at IS NULL THEN 0 
 	failures = failures + CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END, ` + unreserve
 
 func (s *sqlStore) Write(ctx context.Context, b Batch) (int64, error) {
+	mark := `UPDATE rr_jobs SET delivered_at = {now}, unique_key = NULL WHERE `
+	if b.KeepUniqueKeys {
+		mark = `UPDATE rr_jobs SET delivered_at = {now} WHERE `
+	}
 	counts, err := s.execFenced(ctx,
 		fencedStatement{head: `DELETE FROM rr_jobs WHERE `, fences: b.Acks},
-		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now} WHERE `, fences: b.Delivered})
+		fencedStatement{head: mark, fences: b.Delivered})
 	if err != nil {
 		return 0, fmt.Errorf("ack %d jobs and mark %d delivered: %w", len(b.Acks), len(b.Delivered), err)
 	}
@@ -653,8 +650,12 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, r Requeue) (bool, error
 	if r.Failed {
 		failed = 1
 	}
+	freeKey := `, unique_key = NULL` // the job has been at a worker: see Batch.KeepUniqueKeys
+	if r.KeepUniqueKey {
+		freeKey = ``
+	}
 	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs
-		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, queued_at = {now}, last_error = ?
+		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, queued_at = {now}, last_error = ?`+freeKey+`
 		WHERE id = ? AND claim_token = ?`, failed, h, r.Delay.Milliseconds(), nullIfEmpty(r.LastError), f.Row, f.Token)
 	if err != nil {
 		return false, fmt.Errorf("requeue: %w", err)
@@ -842,11 +843,11 @@ func (s *sqlStore) ExplainClaim(ctx context.Context, queue string) (string, erro
 			_, _ = conn.ExecContext(context.Background(), "RESET plan_cache_mode")
 		}()
 		// The values do not matter: a generic plan ignores them.
-		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('queue', 100, 'node', 1, 60000, false)")
+		rows, err = conn.QueryContext(ctx, s.d.explainPrefix+"('queue', 100, 'node', 1, 60000)")
 	case "mysql":
-		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, queue, 100, "node", int64(1), int64(60000), false)
+		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, queue, 100, "node", int64(1), int64(60000))
 	default:
-		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), int64(60000), false, queue, 100)
+		rows, err = s.query(ctx, conn, s.d.explainPrefix+s.d.claimSQL, "node", int64(1), int64(60000), queue, 100)
 	}
 	if err != nil {
 		return "", fmt.Errorf("explain claim: %w", err)

@@ -31,7 +31,7 @@ type NewJob struct {
 	Grouped bool
 	Group   string
 	// UniqueKey ("" for none) is the first value of the job's x-sql-unique-key header: the job is
-	// not created while a job of the same queue holds the key (see ClaimRequest.KeepUniqueKeys).
+	// not created while a job of the same queue holds the key (see Batch.KeepUniqueKeys).
 	UniqueKey string
 }
 
@@ -73,10 +73,6 @@ type ClaimRequest struct {
 	// GroupConcurrency jobs of one group reserved at once in the cluster (0: no limit).
 	Groups           bool
 	GroupConcurrency int
-	// KeepUniqueKeys: the claimed jobs keep their unique keys until their rows are deleted (acked,
-	// failed) and through requeues (unique_while: active). Otherwise the claim frees them
-	// (unique_while: waiting), and a job that comes back to ready waits without its key.
-	KeepUniqueKeys bool
 }
 
 // Fence identifies one claim of one row: a statement fenced by it does nothing if the job was
@@ -96,6 +92,9 @@ type Requeue struct {
 	Failed bool
 	// LastError records why the delivery failed (empty for a requeue the worker asked for).
 	LastError string
+	// KeepUniqueKey: the job keeps its unique key (unique_while: active). Otherwise it has been at
+	// a worker and waits again without one, as Batch.KeepUniqueKeys says.
+	KeepUniqueKey bool
 }
 
 // Batch is the bookkeeping gathered over a few milliseconds, written in one transaction.
@@ -105,6 +104,12 @@ type Batch struct {
 	// Delivered are jobs that reached a worker and were not answered yet: marked so that, should
 	// this node die before the answer, the delivery counts as one without an answer.
 	Delivered []Fence
+	// KeepUniqueKeys: the delivered jobs keep their unique keys until their rows are deleted
+	// (acked, failed), through requeues too (unique_while: active). Otherwise (unique_while:
+	// waiting) the mark frees them: a job with the same key may be pushed while this one runs, and
+	// a job that comes back to ready after reaching a worker waits without its key. A job claimed
+	// but given back before it reached a worker (pause, stop) keeps its key.
+	KeepUniqueKeys bool
 }
 
 // Counts are a queue's jobs by state.

@@ -63,9 +63,28 @@ func wantRows(t *testing.T, s Store, queue string, want ...string) {
 	}
 }
 
+// deliver claims every ready job of queue q and marks them delivered (they reached a worker), the
+// way the driver's batch writes the mark.
+func deliver(t *testing.T, s Store, keep bool) []Job {
+	t.Helper()
+	got, err := claim(s, "q", "n", 10)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("claim = %+v, %v", got, err)
+	}
+	fences := make([]Fence, len(got))
+	for i, j := range got {
+		fences[i] = j.Fence
+	}
+	if _, err := s.Write(ctx, Batch{Delivered: fences, KeepUniqueKeys: keep}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestUniqueKeyWhileWaiting: a key held by a ready or delayed job refuses a second job in the same
-// queue (not in another queue, and not for jobs without a key); the claim frees it
-// (unique_while: waiting). A refused insert leaves the counts as they were.
+// queue (not in another queue, and not for jobs without a key); a claimed job still holds it until
+// it reaches a worker (unique_while: waiting), and a job given back before that keeps it. A
+// refused insert leaves the counts as they were.
 func TestUniqueKeyWhileWaiting(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		insertUnique(t, s, keyed("a", "k"), true)
@@ -79,50 +98,61 @@ func TestUniqueKeyWhileWaiting(t *testing.T) {
 		wantRows(t, s, "q", "a=k", "plain=-", "plain=-", "later=d")
 		exact(t, s, "after duplicates of a ready and a delayed job", "q", "q2")
 
-		got, err := claim(s, "q", "n", 1)
-		if err != nil || len(got) != 1 || got[0].JobID != "a" {
+		// Claimed into a node's prefetch, not yet at a worker: still waiting.
+		got, err := claim(s, "q", "n", 10)
+		if err != nil || len(got) != 3 {
 			t.Fatalf("claim = %+v, %v", got, err)
 		}
+		insertUnique(t, s, keyed("a3", "k"), false)
+		if n, err := s.Release(ctx, []Fence{got[0].Fence, got[1].Fence, got[2].Fence}); err != nil || n != 3 {
+			t.Fatalf("release = %d, %v", n, err)
+		}
+		insertUnique(t, s, keyed("a4", "k"), false)
+
 		// At a worker: the key is free, a new job with it waits beside the running one.
+		running := deliver(t, s, false)
 		insertUnique(t, s, keyed("b", "k"), true)
 		insertUnique(t, s, keyed("b2", "k"), false)
 		exact(t, s, "after a push while the first job runs", "q")
-		// The running job, requeued, waits without its key (it gave it up at the claim).
-		if ok, err := s.Requeue(ctx, got[0].Fence, Requeue{}); err != nil || !ok {
+		// The running job, requeued, waits without its key.
+		if ok, err := s.Requeue(ctx, running[0].Fence, Requeue{}); err != nil || !ok {
 			t.Fatalf("requeue = %v, %v", ok, err)
 		}
 		wantRows(t, s, "q", "a=-", "plain=-", "plain=-", "later=d", "b=k")
 		exact(t, s, "after the requeue", "q")
+
+		// A job answered before its delivery mark was written: the requeue gives up the key too.
+		again, err := claim(s, "q", "n", 10)
+		if err != nil || len(again) != 2 || again[0].JobID != "b" {
+			t.Fatalf("claim = %+v, %v; want b (ready before a, requeued after it)", again, err)
+		}
+		if ok, err := s.Requeue(ctx, again[0].Fence, Requeue{Failed: true, LastError: "crashed"}); err != nil || !ok {
+			t.Fatalf("requeue = %v, %v", ok, err)
+		}
+		insertUnique(t, s, keyed("c", "k"), true)
+		exact(t, s, "after the second requeue", "q")
 	})
 }
 
-// TestUniqueKeyWhileActive: with unique_while: active the key stays with the job through its claim
-// and requeues, and is freed when the job is acked or failed.
+// TestUniqueKeyWhileActive: with unique_while: active the key stays with the job at its worker and
+// through requeues, and is freed when the job is acked or failed.
 func TestUniqueKeyWhileActive(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
-		claimKeeping := func() Job {
-			t.Helper()
-			got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 10, Lease: time.Minute, KeepUniqueKeys: true})
-			if err != nil || len(got) != 1 {
-				t.Fatalf("claim = %+v, %v", got, err)
-			}
-			return got[0]
-		}
 		insertUnique(t, s, keyed("a", "k"), true)
-		j := claimKeeping()
+		j := deliver(t, s, true)[0]
 		insertUnique(t, s, keyed("a2", "k"), false)
-		if ok, err := s.Requeue(ctx, j.Fence, Requeue{Headers: map[string][]string{UniqueKeyHeader: {"k"}}}); err != nil || !ok {
+		if ok, err := s.Requeue(ctx, j.Fence, Requeue{Headers: map[string][]string{UniqueKeyHeader: {"k"}}, KeepUniqueKey: true}); err != nil || !ok {
 			t.Fatalf("requeue = %v, %v", ok, err)
 		}
 		insertUnique(t, s, keyed("a3", "k"), false)
-		j = claimKeeping()
+		j = deliver(t, s, true)[0]
 		insertUnique(t, s, keyed("a4", "k"), false)
 		exact(t, s, "while the job runs", "q")
 		if n, err := ack(s, j.Fence); err != nil || n != 1 {
 			t.Fatalf("ack = %d, %v", n, err)
 		}
 		insertUnique(t, s, keyed("b", "k"), true)
-		j = claimKeeping()
+		j = deliver(t, s, true)[0]
 		insertUnique(t, s, keyed("b2", "k"), false)
 		if ok, err := s.Fail(ctx, j.Fence, "boom", 1); err != nil || !ok {
 			t.Fatalf("fail = %v, %v", ok, err)
@@ -130,32 +160,32 @@ func TestUniqueKeyWhileActive(t *testing.T) {
 		insertUnique(t, s, keyed("c", "k"), true)
 		wantRows(t, s, "q", "c=k")
 		exact(t, s, "after ack and fail", "q")
-		// A job released before it reached a worker (pause, stop) keeps its key.
-		j = claimKeeping()
-		if n, err := s.Release(ctx, []Fence{j.Fence}); err != nil || n != 1 {
-			t.Fatalf("release = %d, %v", n, err)
+		// The reaper returns a dead node's job with its key.
+		deliver(t, s, true)
+		if n, err := s.Reap(ctx, time.Minute, []string{"n"}); err != nil || n != 1 {
+			t.Fatalf("reap = %d, %v", n, err)
 		}
 		insertUnique(t, s, keyed("c2", "k"), false)
 		wantRows(t, s, "q", "c=k")
 	})
 }
 
-// TestUniqueKeyGroupClaim: the group claim (group_by pipelines) frees or keeps keys like the claim.
+// TestUniqueKeyGroupClaim: a group_by pipeline's claim leaves keys alone like the plain one.
 func TestUniqueKeyGroupClaim(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		for i, key := range []string{"k1", "k2"} {
 			insertUnique(t, s, NewJob{JobID: key, Queue: "q", Name: "Job", UniqueKey: key, Grouped: true, Group: fmt.Sprint("g", i)}, true)
 		}
-		got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 1, Lease: time.Minute, Groups: true})
-		if err != nil || len(got) != 1 {
+		got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 2, Lease: time.Minute, Groups: true})
+		if err != nil || len(got) != 2 {
 			t.Fatalf("group claim = %+v, %v", got, err)
 		}
-		kept, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 1, Lease: time.Minute, Groups: true, KeepUniqueKeys: true})
-		if err != nil || len(kept) != 1 {
-			t.Fatalf("group claim keeping keys = %+v, %v", kept, err)
+		insertUnique(t, s, NewJob{JobID: "again", Queue: "q", Name: "Job", UniqueKey: "k1", Grouped: true, Group: "g9"}, false)
+		if _, err := s.Write(ctx, Batch{Delivered: []Fence{got[0].Fence}}); err != nil {
+			t.Fatal(err)
 		}
 		insertUnique(t, s, NewJob{JobID: "again", Queue: "q", Name: "Job", UniqueKey: got[0].JobID, Grouped: true, Group: "g9"}, true)
-		insertUnique(t, s, NewJob{JobID: "again", Queue: "q", Name: "Job", UniqueKey: kept[0].JobID, Grouped: true, Group: "g9"}, false)
+		insertUnique(t, s, NewJob{JobID: "again", Queue: "q", Name: "Job", UniqueKey: got[1].JobID, Grouped: true, Group: "g9"}, false)
 		exact(t, s, "after group claims", "q")
 	})
 }
@@ -222,7 +252,7 @@ func TestUniqueKeyMovesAndRetries(t *testing.T) {
 		insertUnique(t, s, NewJob{JobID: "b2", Queue: "q2", Name: "Job", UniqueKey: "k2"}, false)
 		exact(t, s, "after the move", "q", "q2")
 
-		got, err := s.Claim(ctx, ClaimRequest{Queue: "q2", Node: "n", Limit: 10, Lease: time.Minute, KeepUniqueKeys: true})
+		got, err := claim(s, "q2", "n", 10)
 		if err != nil || len(got) != 4 {
 			t.Fatalf("claim = %+v, %v", got, err)
 		}

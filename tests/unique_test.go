@@ -135,3 +135,52 @@ func TestUniqueKeysAcrossThreeNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestUniqueWhileAtTheWorker: with unique_while: waiting a job at a worker no longer holds its
+// key (a push of the key creates a job while it runs); with active it holds the key until it is
+// acked.
+func TestUniqueWhileAtTheWorker(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		for _, mode := range []string{"waiting", "active"} {
+			t.Run(mode, func(t *testing.T) {
+				dir := t.TempDir()
+				out := filepath.Join(dir, "out.jsonl")
+				rr := start(t, options{pipelines: pipelineYAML("p", "unique_while: "+mode), consume: []string{"p"}, workers: 1,
+					sqlSection: b.section(t, dir), out: out})
+				keyed := func(id string, sleepMs int) job {
+					return job{id: id, pipeline: "p", payload: map[string]any{"action": "ack", "sleep_ms": sleepMs},
+						headers: map[string][]string{uniqueHeader: {"k"}}}
+				}
+				waiting := func() int64 {
+					s := rr.sqlStats("p")
+					return s.Ready + s.Delayed + s.Reserved
+				}
+				rr.push(keyed("first", 2000))
+				waitRecords(t, out, 1, 10*time.Second) // at the worker
+				if mode == "waiting" {
+					n := 0
+					waitFor(t, 5*time.Second, "a push of the key creating a job while the first runs", func() (bool, string) {
+						n++
+						rr.push(keyed(fmt.Sprint("second-", n), 0))
+						return waiting() == 2, fmt.Sprintf("%d jobs", waiting())
+					})
+				} else {
+					rr.push(keyed("second", 0))
+					stableFor(t, time.Second, "the first job alone while it runs", func() (bool, string) {
+						return waiting() == 1, fmt.Sprintf("%d jobs", waiting())
+					})
+					waitFor(t, 10*time.Second, "the first job acked", func() (bool, string) { return waiting() == 0, fmt.Sprintf("%d jobs", waiting()) })
+					rr.push(keyed("third", 0))
+				}
+				recs := waitRecords(t, out, 2, 10*time.Second)
+				if recs[0].ID != "first" || recs[1].ID == "second" {
+					t.Fatalf("ran %s then %s", recs[0].ID, recs[1].ID)
+				}
+				waitFor(t, 10*time.Second, "every job acked", func() (bool, string) { return waiting() == 0, fmt.Sprintf("%d jobs", waiting()) })
+				if n := len(records(t, out)); n != 2 {
+					t.Fatalf("%d jobs ran, want 2", n)
+				}
+			})
+		}
+	})
+}

@@ -3,7 +3,7 @@
 -- stay out of the index and their pushes pay nothing for it). The insert is
 -- `ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING`: the index, not a read
 -- before the insert, decides between nodes pushing at once. The key is given up when the job is
--- claimed (unique_while: waiting) or when its row is deleted (unique_while: active).
+-- at a worker (unique_while: waiting) or when its row is deleted (unique_while: active).
 -- Adding a nullable column without a default rewrites nothing; the index is built under a lock that
 -- holds back writes to rr_jobs while it reads the table (every entry is NULL: nothing to store).
 ALTER TABLE rr_jobs ADD COLUMN unique_key TEXT;
