@@ -98,7 +98,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 			d.nudge()
 		}
 	})
-	d.writes = newBatcher(conn.Store, d.log, cfg.UniqueWhile == config.UniqueActive,
+	d.writes = newBatcher(conn.Store, d.log, cfg.UniqueWhile == config.UniqueWaiting,
 		func(c *claim) bool { return d.claims.is(c, delivered) },
 		d.settle,
 		func(took time.Duration) { d.env.Metrics.observeAck(cfg.Name, took) })
@@ -180,6 +180,12 @@ func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
 		}
 	}
 	return d.insertJob(ctx, job)
+}
+
+// hasUniqueKey says whether a job's headers carry a unique key: a job pushed with one (or written
+// by hand with the header, as the README asks), whose row may hold it.
+func hasUniqueKey(headers map[string][]string) bool {
+	return len(headers[store.UniqueKeyHeader]) > 0
 }
 
 // insertJob stores a job and wakes the consumer when it is due. With group_by, the first value of

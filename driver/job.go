@@ -116,7 +116,7 @@ func (j *Job) Nack() error {
 	}
 	j.d.env.Metrics.countRetried(cfg.Name)
 	return j.requeue(store.Requeue{Headers: j.c.Headers, Delay: cfg.RetryDelay(failures, rand.Float64()), Failed: true, LastError: reason,
-		KeepUniqueKey: cfg.UniqueWhile == config.UniqueActive})
+		FreeUniqueKey: j.freesKey()})
 }
 
 // NackWithOptions requeues (after delay seconds) or fails the job, as the worker asked.
@@ -151,7 +151,14 @@ func (j *Job) Requeue(headers map[string][]string, delay int) error {
 	if !j.d.claims.answer(j.c) {
 		return nil
 	}
-	return j.requeue(store.Requeue{Headers: merged, Delay: wait, KeepUniqueKey: j.d.cfg.UniqueWhile == config.UniqueActive})
+	return j.requeue(store.Requeue{Headers: merged, Delay: wait, FreeUniqueKey: j.freesKey()})
+}
+
+// freesKey: the job gives up its unique key when it comes back to ready after reaching a worker
+// (unique_while: waiting), if it was pushed with one (the mark may not have been written yet: a
+// job answered within the batch's few milliseconds).
+func (j *Job) freesKey() bool {
+	return j.d.cfg.UniqueWhile == config.UniqueWaiting && hasUniqueKey(j.c.Headers)
 }
 
 // requeue writes an answered claim back to ready; the claim settles once the statement is done.

@@ -609,15 +609,12 @@ const releaseSet = `attempts = attempts + CASE WHEN delivered_at IS NULL THEN 0 
 	failures = failures + CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END, ` + unreserve
 
 func (s *sqlStore) Write(ctx context.Context, b Batch) (int64, error) {
-	mark := `UPDATE rr_jobs SET delivered_at = {now}, unique_key = NULL WHERE `
-	if b.KeepUniqueKeys {
-		mark = `UPDATE rr_jobs SET delivered_at = {now} WHERE `
-	}
 	counts, err := s.execFenced(ctx,
 		fencedStatement{head: `DELETE FROM rr_jobs WHERE `, fences: b.Acks},
-		fencedStatement{head: mark, fences: b.Delivered})
+		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now} WHERE `, fences: b.Delivered},
+		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now}, unique_key = NULL WHERE `, fences: b.DeliveredKeyed})
 	if err != nil {
-		return 0, fmt.Errorf("ack %d jobs and mark %d delivered: %w", len(b.Acks), len(b.Delivered), err)
+		return 0, fmt.Errorf("ack %d jobs and mark %d delivered: %w", len(b.Acks), len(b.Delivered)+len(b.DeliveredKeyed), err)
 	}
 	return counts[0], nil
 }
@@ -650,9 +647,9 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, r Requeue) (bool, error
 	if r.Failed {
 		failed = 1
 	}
-	freeKey := `, unique_key = NULL` // the job has been at a worker: see Batch.KeepUniqueKeys
-	if r.KeepUniqueKey {
-		freeKey = ``
+	freeKey := ``
+	if r.FreeUniqueKey {
+		freeKey = `, unique_key = NULL` // see Batch.DeliveredKeyed
 	}
 	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs
 		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, queued_at = {now}, last_error = ?`+freeKey+`

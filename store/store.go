@@ -31,7 +31,7 @@ type NewJob struct {
 	Grouped bool
 	Group   string
 	// UniqueKey ("" for none) is the first value of the job's x-sql-unique-key header: the job is
-	// not created while a job of the same queue holds the key (see Batch.KeepUniqueKeys).
+	// not created while a job of the same queue holds the key (see Batch.DeliveredKeyed).
 	UniqueKey string
 }
 
@@ -92,9 +92,9 @@ type Requeue struct {
 	Failed bool
 	// LastError records why the delivery failed (empty for a requeue the worker asked for).
 	LastError string
-	// KeepUniqueKey: the job keeps its unique key (unique_while: active). Otherwise it has been at
-	// a worker and waits again without one, as Batch.KeepUniqueKeys says.
-	KeepUniqueKey bool
+	// FreeUniqueKey: the job gives up its unique key (a job pushed with one that has been at a
+	// worker, unique_while: waiting): it waits again without one, as Batch.DeliveredKeyed says.
+	FreeUniqueKey bool
 }
 
 // Batch is the bookkeeping gathered over a few milliseconds, written in one transaction.
@@ -104,12 +104,13 @@ type Batch struct {
 	// Delivered are jobs that reached a worker and were not answered yet: marked so that, should
 	// this node die before the answer, the delivery counts as one without an answer.
 	Delivered []Fence
-	// KeepUniqueKeys: the delivered jobs keep their unique keys until their rows are deleted
-	// (acked, failed), through requeues too (unique_while: active). Otherwise (unique_while:
-	// waiting) the mark frees them: a job with the same key may be pushed while this one runs, and
-	// a job that comes back to ready after reaching a worker waits without its key. A job claimed
-	// but given back before it reached a worker (pause, stop) keeps its key.
-	KeepUniqueKeys bool
+	// DeliveredKeyed are marked like Delivered, and give up their unique keys: jobs pushed with a
+	// key to a pipeline with unique_while: waiting. A job with the same key may then be pushed
+	// while this one runs, and this one, should it come back to ready, waits without its key. A
+	// job claimed but given back before it reached a worker (pause, stop) keeps its key; with
+	// unique_while: active the keys stay until the rows are deleted (acked, failed). Jobs without a
+	// key go in Delivered: their mark is the statement it was before unique keys existed.
+	DeliveredKeyed []Fence
 }
 
 // Counts are a queue's jobs by state.

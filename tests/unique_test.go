@@ -41,6 +41,9 @@ func TestUniqueJobsFromPHP(t *testing.T) {
 		if s := rr.sqlStats("reports"); s.Ready != 2 {
 			t.Fatalf("after 3 pushes of 2 keys: %+v, want 2 jobs ready", s)
 		}
+		if dups := counterValue(t, rr, "rr_sql_jobs_duplicate_total", "reports"); dups != 1 {
+			t.Fatalf("rr_sql_jobs_duplicate_total{pipeline=reports} = %v, want 1", dups)
+		}
 		rr.resume("reports")
 		recs := waitRecords(t, out, 2, 15*time.Second)
 		got := []string{recs[0].ID, recs[1].ID}
@@ -113,6 +116,13 @@ func TestUniqueKeysAcrossThreeNodes(t *testing.T) {
 			if s := node.sqlStats("p"); s.Ready != keys || s.Delayed+s.Reserved != 0 {
 				t.Fatalf("node %d sees %+v after %d pushes of %d keys: want %d ready", i, s, len(nodes)*pushers*keys, keys, keys)
 			}
+		}
+		var dups float64
+		for _, node := range nodes {
+			dups += counterValue(t, node, "rr_sql_jobs_duplicate_total", "p")
+		}
+		if want := len(nodes)*pushers*keys - keys; dups != float64(want) {
+			t.Fatalf("the nodes counted %v duplicate pushes, want %d", dups, want)
 		}
 		for _, node := range nodes {
 			node.resume("p")
