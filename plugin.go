@@ -19,6 +19,7 @@ import (
 	"github.com/rr-sql/sqljobs/driver"
 	"github.com/rr-sql/sqljobs/pipeline"
 	"github.com/rr-sql/sqljobs/rpc"
+	"github.com/rr-sql/sqljobs/schedule"
 	jprop "go.opentelemetry.io/contrib/propagators/jaeger"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -62,6 +63,8 @@ type Plugin struct {
 	stopRestore context.CancelFunc
 	// stopping is set when Endure stops the plugin: rr is shutting down.
 	stopping atomic.Bool
+	// schedules runs sql.schedules from Serve to Stop.
+	schedules *schedule.Scheduler
 }
 
 // Init validates the `sql:` section (absent is fine: pipelines then use an SQLite file).
@@ -87,6 +90,7 @@ func (p *Plugin) Init(cfg Configurer, log Logger) error {
 	p.rpcAddr = rpcCfg.Listen
 	p.registry = pipeline.NewRegistry(global, p.log)
 	p.metrics = driver.NewMetrics(p.live)
+	p.schedules = schedule.New(global.Schedules, p.driver, p.log)
 	p.tracer = sdktrace.NewTracerProvider()
 	// The same propagators as RoadRunner's other drivers, so a trace crosses the queue.
 	p.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}, jprop.Jaeger{})
@@ -161,8 +165,10 @@ func declaredStrings(raw map[string]any) map[string]string {
 	return out
 }
 
-// Serve restores the pipelines declared before the last restart, once RoadRunner's RPC is up.
+// Serve restores the pipelines declared before the last restart, once RoadRunner's RPC is up,
+// and starts the schedules.
 func (p *Plugin) Serve() chan error {
+	p.schedules.Start()
 	errCh := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	p.stopRestore = cancel
@@ -176,12 +182,13 @@ func (p *Plugin) Serve() chan error {
 }
 
 // Stop is Endure's shutdown signal (never sent for a jobs.Destroy). It ends a restore still
-// waiting for the RPC; the drivers are stopped by the jobs plugin.
+// waiting for the RPC and the schedules; the drivers are stopped by the jobs plugin.
 func (p *Plugin) Stop(context.Context) error {
 	p.stopping.Store(true)
 	if p.stopRestore != nil {
 		p.stopRestore()
 	}
+	p.schedules.Stop()
 	return nil
 }
 
@@ -236,7 +243,21 @@ func (p *Plugin) live() []*driver.Driver {
 
 // RPC is the `sql` RPC service (the rpc plugin registers it as sql.*).
 func (p *Plugin) RPC() any {
-	return &rpc.Service{Pipelines: (*livePipelines)(p)}
+	return &rpc.Service{Pipelines: (*livePipelines)(p), ScheduleList: p.scheduleList}
+}
+
+// scheduleList shows the schedules to the RPC service.
+func (p *Plugin) scheduleList(ctx context.Context) ([]rpc.ScheduleEntry, error) {
+	list, err := p.schedules.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rpc.ScheduleEntry, len(list))
+	for i, s := range list {
+		out[i] = rpc.ScheduleEntry{Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, Pipeline: s.Pipeline, Job: s.Job, Missed: s.Missed,
+			NextTick: s.NextTick, LastTick: s.LastTick}
+	}
+	return out, nil
 }
 
 // livePipelines shows the plugin's running drivers to the RPC service.

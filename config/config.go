@@ -56,6 +56,8 @@ type Connection struct {
 // Global is the parsed `sql:` section.
 type Global struct {
 	Connections map[string]*Connection
+	// Schedules are the `sql.schedules` entries, by name.
+	Schedules []*Schedule
 }
 
 var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate",
@@ -68,7 +70,8 @@ func ParseGlobal(raw map[string]any) (*Global, error) {
 	g := &Global{Connections: map[string]*Connection{}}
 	top := newOptions("sql", raw)
 	conns := top.Map("connections")
-	if err := top.Err([]string{"connections"}); err != nil {
+	rawSchedules, _ := top.lookup("schedules")
+	if err := top.Err([]string{"connections", "schedules"}); err != nil {
 		return nil, err
 	}
 
@@ -96,6 +99,11 @@ func ParseGlobal(raw map[string]any) (*Global, error) {
 		}
 		g.Connections[name] = c
 	}
+	schedules, err := ParseSchedules(rawSchedules)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	g.Schedules = schedules
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}

@@ -169,9 +169,18 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 // maxGroupLength is the longest group value (the grp column of MySQL is a VARCHAR(255)).
 const maxGroupLength = 255
 
-// insert stores a pushed job (see insertJob). The first value of its header x-sql-unique-key is
-// its unique key: a push whose key a job of the queue holds succeeds without creating a job.
+// insert stores a pushed job and wakes the consumer when it is due (see insertJob). The first
+// value of its header x-sql-unique-key is its unique key: a push whose key a job of the queue
+// holds succeeds without creating a job.
 func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
+	if err := d.withUniqueKey(&job); err != nil {
+		return err
+	}
+	return d.insertJob(ctx, job)
+}
+
+// withUniqueKey sets the job's unique key from its header.
+func (d *Driver) withUniqueKey(job *store.NewJob) error {
 	if v := job.Headers[store.UniqueKeyHeader]; len(v) > 0 {
 		job.UniqueKey = v[0]
 		if n := utf8.RuneCountInString(job.UniqueKey); n > store.MaxUniqueKey {
@@ -179,7 +188,7 @@ func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
 				job.JobID, d.cfg.Name, store.UniqueKeyHeader, n, store.MaxUniqueKey)
 		}
 	}
-	return d.insertJob(ctx, job)
+	return nil
 }
 
 // hasUniqueKey says whether a job's headers carry a unique key: a job pushed with one (or written
@@ -188,38 +197,103 @@ func hasUniqueKey(headers map[string][]string) bool {
 	return len(headers[store.UniqueKeyHeader]) > 0
 }
 
-// insertJob stores a job and wakes the consumer when it is due. With group_by, the first value of
-// that header is the job's group.
+// insertJob stores a job with the unique key it has (none unless set) and wakes the consumer when
+// it is due. A duplicate is logged and counted, and wakes nobody.
 func (d *Driver) insertJob(ctx context.Context, job store.NewJob) error {
+	wake, err := d.route(&job)
+	if err != nil {
+		return err
+	}
+	created, err := d.conn.Store.Insert(ctx, job)
+	if err != nil {
+		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
+	}
+	if !created {
+		d.log.Debug("job not created: a job with the same unique key is in the queue",
+			zap.String("id", job.JobID), zap.String("queue", job.Queue), zap.String("unique_key", job.UniqueKey))
+		d.env.Metrics.countDuplicate(d.cfg.Name)
+		return nil
+	}
+	wake.wakeAfter(job.Delay)
+	return nil
+}
+
+// route sets the job's group (with group_by, the first value of that header) and its queue (the
+// pipeline's, or an overflow target's), and returns the driver to wake once it is stored.
+func (d *Driver) route(job *store.NewJob) (*Driver, error) {
 	if d.cfg.GroupBy != "" {
 		job.Grouped = true
 		if v := job.Headers[d.cfg.GroupBy]; len(v) > 0 {
 			job.Group = v[0]
 		}
 		if len(job.Group) > maxGroupLength {
-			return fmt.Errorf("push job %s to pipeline %s: the group (header %q, the pipeline's group_by) is %d bytes long: use at most %d",
+			return nil, fmt.Errorf("push job %s to pipeline %s: the group (header %q, the pipeline's group_by) is %d bytes long: use at most %d",
 				job.JobID, d.cfg.Name, d.cfg.GroupBy, len(job.Group), maxGroupLength)
 		}
 	}
 	queue, overflowTarget := d.routed(job.Group)
 	job.Queue = queue
-	created, err := d.conn.Store.Insert(ctx, job)
-	if err != nil {
-		return fmt.Errorf("push to pipeline %s: %w", d.cfg.Name, err)
-	}
-	if !created {
-		// Nothing new to claim: no wake-up.
-		d.log.Debug("job not created: a job with the same unique key is in the queue",
-			zap.String("id", job.JobID), zap.String("queue", job.Queue), zap.String("unique_key", job.UniqueKey))
-		d.env.Metrics.countDuplicate(d.cfg.Name)
-		return nil
-	}
 	if overflowTarget != nil {
-		overflowTarget.wakeAfter(job.Delay)
-		return nil
+		return overflowTarget, nil
 	}
-	d.wakeAfter(job.Delay)
-	return nil
+	return d, nil
+}
+
+// Scheduled is one tick of a schedule (sql.schedules) for this pipeline.
+type Scheduled struct {
+	Schedule string
+	Tick     time.Time
+	// Push: insert the tick's job; false only advances the schedule (a missed tick skipped, or a
+	// schedule seen for the first time).
+	Push    bool
+	Job     string
+	Payload []byte
+	Headers map[string][]string
+}
+
+// ScheduledJobID is the id of a schedule's job for a tick: stable, so it can be found by id.
+func ScheduledJobID(schedule string, tick time.Time) string {
+	return fmt.Sprintf("schedule:%s:%d", schedule, tick.UnixMilli())
+}
+
+// Tick pushes a schedule's tick unless another node (or an earlier call) already advanced the
+// schedule to it or beyond: the schedule's row and the job are written in one transaction. The
+// job is stored like a push (the pipeline's priority, group and overflow routing, counts,
+// notifications). False: nothing was written.
+func (d *Driver) Tick(ctx context.Context, s Scheduled) (bool, error) {
+	if d.Stopped() {
+		return false, fmt.Errorf("pipeline %s is stopped", d.cfg.Name)
+	}
+	t := store.Tick{Schedule: s.Schedule, At: s.Tick.UnixMilli()}
+	var wake *Driver
+	if s.Push {
+		job := store.NewJob{
+			JobID:    ScheduledJobID(s.Schedule, s.Tick),
+			Name:     s.Job,
+			Payload:  s.Payload,
+			Headers:  maps.Clone(s.Headers),
+			Priority: d.cfg.Priority,
+		}
+		if job.Headers == nil {
+			job.Headers = map[string][]string{}
+		}
+		if err := d.withUniqueKey(&job); err != nil {
+			return false, err
+		}
+		var err error
+		if wake, err = d.route(&job); err != nil {
+			return false, err
+		}
+		t.Job = &job
+	}
+	ok, err := d.conn.Store.Tick(ctx, t)
+	if err != nil {
+		return false, fmt.Errorf("pipeline %s: %w", d.cfg.Name, err)
+	}
+	if ok && wake != nil {
+		wake.nudge()
+	}
+	return ok, nil
 }
 
 // Run starts consuming (RoadRunner calls it for pipelines listed in jobs.consume).

@@ -41,6 +41,8 @@ type Pipelines interface {
 // Service is registered by the rpc plugin as `sql.Method`.
 type Service struct {
 	Pipelines Pipelines
+	// ScheduleList lists the sql.schedules entries (nil: none).
+	ScheduleList func(ctx context.Context) ([]ScheduleEntry, error)
 }
 
 func (s *Service) target(pipeline string) (Target, error) {
@@ -365,4 +367,157 @@ func (s *Service) FailedDelete(in *FailedRequest, out *CountResponse) error {
 	defer cancel()
 	out.Count, err = t.Store.DeleteFailed(ctx, sel)
 	return err
+}
+
+// maxIDs bounds the ids of one Find or Cancel.
+const maxIDs = 1000
+
+// timeFormat is how the service writes a time: RFC 3339 in UTC, with milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func formatMs(ms int64) string { return formatTime(time.UnixMilli(ms)) }
+
+// IDsRequest names jobs of a pipeline by the ids their pushers gave them (Task::getId() in PHP).
+type IDsRequest struct {
+	Pipeline string   `json:"pipeline"`
+	IDs      []string `json:"ids"`
+}
+
+func (s *Service) ids(in *IDsRequest) (Target, error) {
+	t, err := s.target(in.Pipeline)
+	if err != nil {
+		return t, err
+	}
+	if len(in.IDs) == 0 || len(in.IDs) > maxIDs {
+		return t, fmt.Errorf("ids: %d given, give 1 to %d job ids", len(in.IDs), maxIDs)
+	}
+	for i, id := range in.IDs {
+		if id == "" {
+			return t, fmt.Errorf("ids[%d] is empty: give the id the job was pushed with", i)
+		}
+	}
+	return t, nil
+}
+
+// Job states in Find's and Cancel's answers, beside the store's (ready, delayed, reserved, failed).
+const (
+	StateNotFound  = "not_found"
+	StateCancelled = "cancelled"
+)
+
+// FoundJob is where one job is. Fields that do not apply to its state are left out.
+type FoundJob struct {
+	ID string `json:"id"`
+	// State is ready, delayed, reserved, failed, or not_found.
+	State   string              `json:"state"`
+	Job     string              `json:"job,omitempty"`
+	Headers map[string][]string `json:"headers,omitempty"`
+	// Attempts: how many times the job reached a worker (the delivery in progress included).
+	Attempts int64 `json:"attempts,omitempty"`
+	// AvailableAt: when a waiting or reserved job is or was due.
+	AvailableAt string `json:"available_at,omitempty"`
+	// Node holds a reserved job; Delivered: it reached one of that node's workers.
+	Node      string `json:"node,omitempty"`
+	Delivered bool   `json:"delivered,omitempty"`
+	// Error, FailedAt and FailedID (what FailedRetry and FailedDelete take) describe a failed job.
+	Error    string `json:"error,omitempty"`
+	FailedAt string `json:"failed_at,omitempty"`
+	FailedID int64  `json:"failed_id,omitempty"`
+}
+
+// FindResponse has an entry per job found and one per id that matched none, in the order of the
+// ids (an id listed twice is answered once).
+type FindResponse struct {
+	Jobs []FoundJob `json:"jobs"`
+}
+
+// Find says where each job of the ids is: ready, delayed, reserved (on which node, delivered or
+// not), failed, or not found. Two jobs pushed with one id are two entries.
+func (s *Service) Find(in *IDsRequest, out *FindResponse) error {
+	t, err := s.ids(in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	found, err := t.Store.Find(ctx, t.Queue, in.IDs)
+	if err != nil {
+		return err
+	}
+	byID := map[string][]FoundJob{}
+	for _, f := range found {
+		j := FoundJob{ID: f.JobID, State: f.State, Job: f.Name, Headers: f.Headers, Attempts: f.Attempts, Node: f.Node,
+			Delivered: f.Delivered, Error: f.Error, FailedID: f.FailedID}
+		if f.AvailableAt != 0 {
+			j.AvailableAt = formatMs(f.AvailableAt)
+		}
+		if f.FailedAt != 0 {
+			j.FailedAt = formatMs(f.FailedAt)
+		}
+		byID[f.JobID] = append(byID[f.JobID], j)
+	}
+	out.Jobs = []FoundJob{}
+	inRequestOrder(in.IDs, byID, func(id string) FoundJob { return FoundJob{ID: id, State: StateNotFound} }, &out.Jobs)
+	return nil
+}
+
+// inRequestOrder appends each id's entries once, in the order of ids, or its missing entry.
+func inRequestOrder[T any](ids []string, byID map[string][]T, missing func(id string) T, out *[]T) {
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if entries, ok := byID[id]; ok {
+			*out = append(*out, entries...)
+		} else {
+			*out = append(*out, missing(id))
+		}
+	}
+}
+
+// CancelledJob is what Cancel did with one job: cancelled (deleted), left to finish at the
+// worker of its node (reserved), or nothing found (not_found).
+type CancelledJob struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Node  string `json:"node,omitempty"`
+}
+
+// CancelResponse counts the jobs deleted and lists each job matched, plus each id that matched
+// no waiting or reserved job, in the order of the ids.
+type CancelResponse struct {
+	Cancelled int64          `json:"cancelled"`
+	Jobs      []CancelledJob `json:"jobs"`
+}
+
+// Cancel deletes the waiting (ready and delayed) jobs of the ids. Jobs already reserved are left
+// to finish at their worker and reported with their node; failed jobs are not touched (delete
+// them with FailedDelete).
+func (s *Service) Cancel(in *IDsRequest, out *CancelResponse) error {
+	t, err := s.ids(in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	done, err := t.Store.Cancel(ctx, t.Queue, in.IDs)
+	if err != nil {
+		return err
+	}
+	out.Cancelled = 0
+	byID := map[string][]CancelledJob{}
+	for _, c := range done {
+		j := CancelledJob{ID: c.JobID, State: StateCancelled}
+		if c.Cancelled {
+			out.Cancelled++
+		} else {
+			j.State, j.Node = store.StateReserved, c.Node
+		}
+		byID[c.JobID] = append(byID[c.JobID], j)
+	}
+	out.Jobs = []CancelledJob{}
+	inRequestOrder(in.IDs, byID, func(id string) CancelledJob { return CancelledJob{ID: id, State: StateNotFound} }, &out.Jobs)
+	return nil
 }

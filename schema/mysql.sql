@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: mysql DATABASE < schema/mysql.sql
 
--- The sql jobs driver's schema for mysql: migrations 0001 to 0009, each followed by the row that
+-- The sql jobs driver's schema for mysql: migrations 0001 to 0011, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -307,4 +307,25 @@ INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_co
 -- InnoDB's 3,072-byte index key limit: keys longer than 255 characters are refused at push.
 ALTER TABLE rr_jobs ADD COLUMN unique_key VARCHAR(255) NULL, ADD UNIQUE KEY rr_jobs_unique (queue, unique_key);
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_unique_keys.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
+
+-- 0010_job_id_index.sql
+-- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
+-- failed alike: one index on each table. InnoDB adds a secondary index in place, without
+-- blocking pushes and claims.
+ALTER TABLE rr_jobs ADD KEY rr_jobs_job_id (queue, job_id);
+ALTER TABLE rr_failed_jobs ADD KEY rr_failed_jobs_job_id (queue, job_id);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (10, '0010_job_id_index.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
+
+-- 0011_schedules.sql
+-- Durable cron (sql.schedules): one row per schedule with the last tick pushed (unix
+-- milliseconds of the tick's time, not of the push). A node pushes a tick's job only in the
+-- transaction that moves last_tick forward to that tick, so however many nodes run the schedule,
+-- the database lets one of them push each tick. Re-runnable (each DDL statement commits alone).
+CREATE TABLE IF NOT EXISTS rr_schedules (
+    name       VARCHAR(191) NOT NULL,
+    last_tick  BIGINT       NOT NULL,
+    updated_at BIGINT       NOT NULL,
+    PRIMARY KEY (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (11, '0011_schedules.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
 

@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: psql -v ON_ERROR_STOP=1 --single-transaction -d DATABASE -f schema/postgres.sql
 
--- The sql jobs driver's schema for postgres: migrations 0001 to 0008, each followed by the row that
+-- The sql jobs driver's schema for postgres: migrations 0001 to 0010, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -329,4 +329,25 @@ INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_cl
 ALTER TABLE rr_jobs ADD COLUMN unique_key TEXT;
 CREATE UNIQUE INDEX rr_jobs_unique ON rr_jobs (queue, unique_key) WHERE unique_key IS NOT NULL;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_unique_keys.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
+-- 0009_job_id_index.sql
+-- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
+-- failed alike: one index on each table. (Not partial: a job at a worker is found too.) Building
+-- them holds writes to the tables until the migration commits: on a large backlog, run this
+-- migration at a quiet time (or create the indexes CONCURRENTLY by hand first, same names).
+CREATE INDEX IF NOT EXISTS rr_jobs_job_id ON rr_jobs (queue, job_id);
+CREATE INDEX IF NOT EXISTS rr_failed_jobs_job_id ON rr_failed_jobs (queue, job_id);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_job_id_index.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
+-- 0010_schedules.sql
+-- Durable cron (sql.schedules): one row per schedule with the last tick pushed (unix
+-- milliseconds of the tick's time, not of the push). A node pushes a tick's job only in the
+-- transaction that moves last_tick forward to that tick, so however many nodes run the schedule,
+-- the database lets one of them push each tick.
+CREATE TABLE rr_schedules (
+    name       TEXT   NOT NULL PRIMARY KEY,
+    last_tick  BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (10, '0010_schedules.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
 

@@ -18,7 +18,10 @@ export RR_PHP_CLIENT=${RR_PHP_CLIENT:-}
 
 status=0
 go vet ./... && (cd tests && go vet ./...) && (cd cmd/rr && go vet ./...) && (cd bench && go vet ./...) || status=1
-for php in tests/php/*.php examples/*.php; do php -l "$php" >/dev/null || status=1; done
+# php -l on every PHP file: the package (php/), the test workers and scripts, the examples.
+while IFS= read -r php; do
+  php -l "$php" >/dev/null || { echo "php -l $php failed" >&2; status=1; }
+done < <(find php tests/php examples -name '*.php' | sort)
 go test -race -count=1 ./... || status=1
 (cd tests && go test -race -count=1 -timeout 45m ./...) || status=1
 (cd cmd/rr && go test -count=1 -timeout 20m ./...) || status=1

@@ -77,6 +77,56 @@ type Ops interface {
 	DeleteFailed(ctx context.Context, sel Selection) (int64, error)
 	// PruneFailed deletes the failed jobs older than retention, batch rows per statement.
 	PruneFailed(ctx context.Context, retention time.Duration, batch int) (int64, error)
+	// Find reports the jobs of a queue whose pusher's ids are listed, waiting, reserved or failed,
+	// in the order of the ids (an id listed twice counts once), the jobs of one id in the order
+	// they were pushed and its failed ones after. An id that matches nothing has no entry. It
+	// reads in one statement per 1,000 ids, and locks nothing.
+	Find(ctx context.Context, queue string, jobIDs []string) ([]FoundJob, error)
+	// Cancel deletes the waiting (ready or delayed) jobs of a queue whose pusher's ids are listed
+	// and reports those a node holds, which are left to finish at their worker. Failed jobs are
+	// left alone (DeleteFailed deletes them). Entries come in Find's order; an id that matches no
+	// waiting or reserved job has none.
+	Cancel(ctx context.Context, queue string, jobIDs []string) ([]CancelledJob, error)
+}
+
+// Where a job is, as Find reports it.
+const (
+	StateReady    = "ready"    // waiting, due
+	StateDelayed  = "delayed"  // waiting, due later
+	StateReserved = "reserved" // claimed by a node
+	StateFailed   = "failed"   // in the failed jobs
+)
+
+// FoundJob is one job Find found.
+type FoundJob struct {
+	JobID string
+	// State is StateReady, StateDelayed, StateReserved or StateFailed; ready and delayed by the
+	// database's clock.
+	State   string
+	Name    string
+	Headers map[string][]string
+	// Attempts is how many times the job reached a worker: the delivery in progress included for a
+	// reserved job that reached its worker, the last one included for a failed job.
+	Attempts int64
+	// AvailableAt is when a waiting or reserved job is or was due (unix milliseconds, the
+	// database's clock); 0 for a failed job.
+	AvailableAt int64
+	// Node holds a reserved job; Delivered: the job reached a worker of that node (not only its
+	// prefetch).
+	Node      string
+	Delivered bool
+	// Error, FailedAt (unix milliseconds) and FailedID (the id RetryFailed and DeleteFailed take)
+	// describe a failed job.
+	Error    string
+	FailedAt int64
+	FailedID int64
+}
+
+// CancelledJob is one job Cancel found: deleted (Cancelled), or held by Node and left to finish.
+type CancelledJob struct {
+	JobID     string
+	Cancelled bool
+	Node      string
 }
 
 var _ Ops = (*sqlStore)(nil)

@@ -341,6 +341,20 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
+	return s.insert(ctx, nil, j)
+}
+
+// insertJobSQL is the insert of a job (arguments: those insert binds), to which the dialect's
+// uniqueInsert is added: a job whose unique key its queue holds is not written.
+const insertJobSQL = `INSERT INTO rr_jobs
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp, unique_key)
+		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?, ?) `
+
+// insert writes a job: in tx when one is given, else on its own (committed on return). Every job
+// enters rr_jobs here, whoever pushes it (a push, a schedule's tick), so the count triggers, the
+// group column, the unique key and the notification on PostgreSQL are the same for all. created
+// is false when the job's unique key is held in its queue: nothing was written.
+func (s *sqlStore) insert(ctx context.Context, tx *sql.Tx, j NewJob) (bool, error) {
 	headers, err := encodeHeaders(j.Headers)
 	if err != nil {
 		return false, fmt.Errorf("encode headers of job %s: %w", j.JobID, err)
@@ -353,10 +367,13 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) (bool, error) {
 	if j.Grouped {
 		group = j.Group
 	}
-	res, err := s.execPrepared(ctx, `INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp, unique_key)
-		VALUES (?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?, ?) `+s.d.uniqueInsert,
-		j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group, nullIfEmpty(j.UniqueKey))
+	args := []any{j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group, nullIfEmpty(j.UniqueKey)}
+	var res sql.Result
+	if tx == nil {
+		res, err = s.execPrepared(ctx, insertJobSQL+s.d.uniqueInsert, args...)
+	} else {
+		res, err = s.exec(ctx, tx, insertJobSQL+s.d.uniqueInsert, args...)
+	}
 	if err != nil {
 		return false, fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
 	}

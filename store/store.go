@@ -208,6 +208,13 @@ type Store interface {
 	// CountReadyGroups is the number of a group_by queue's groups with a ready job.
 	CountReadyGroups(ctx context.Context, queue string) (int64, error)
 
+	// Tick pushes a schedule's tick once across nodes: it advances the schedule to the tick and
+	// inserts the tick's job in one transaction, or does nothing (false) if the schedule is
+	// already there.
+	Tick(ctx context.Context, t Tick) (bool, error)
+	// ScheduleTicks is the last tick of each schedule (unix milliseconds).
+	ScheduleTicks(ctx context.Context) (map[string]int64, error)
+
 	// Ops are the operators' calls (the `sql` RPC service).
 	Ops
 	// Declared keeps pipelines created at runtime.

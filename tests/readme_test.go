@@ -15,7 +15,13 @@ import (
 // readmeBlocks are the fenced code blocks of a language in the README, in order.
 func readmeBlocks(t *testing.T, lang string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	return markdownBlocks(t, filepath.Join("..", "README.md"), lang)
+}
+
+// markdownBlocks are the fenced code blocks of a language in a markdown file, in order.
+func markdownBlocks(t *testing.T, file, lang string) []string {
+	t.Helper()
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +37,7 @@ func readmeBlocks(t *testing.T, lang string) []string {
 // others as scripts in README order, each followed by a check of what it did. Only the addresses
 // (the RPC listener, the SQLite file, the client's autoloader) are the test's own.
 func TestReadmePHP(t *testing.T) {
-	client := phpClient(t)
+	phpClient(t)
 	dir := t.TempDir()
 	section := backends()[0].section(t, dir) // SQLite, the README's default
 	dbFile := lastDSN
@@ -39,9 +45,11 @@ func TestReadmePHP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The jobs client and this repository's PHP package (php/), as composer's autoloader gives them.
+	autoload := phpPath(t, "sql_package_autoload.php")
 	adapt := func(example, rpcAddr string) string {
 		for from, to := range map[string]string{
-			"require 'vendor/autoload.php';":  fmt.Sprintf("require %q;", filepath.Join(client, "autoload.php")),
+			"require 'vendor/autoload.php';":  fmt.Sprintf("require %q;", autoload),
 			"require 'examples/enqueue.php';": fmt.Sprintf("require %q;", enqueue),
 			"tcp://127.0.0.1:6001":            "tcp://" + rpcAddr,
 			"new PDO('sqlite:rr-jobs.db'":     fmt.Sprintf("new PDO('sqlite:%s'", dbFile),
@@ -59,8 +67,8 @@ func TestReadmePHP(t *testing.T) {
 			scripts = append(scripts, example)
 		}
 	}
-	if worker == "" || len(scripts) < 4 {
-		t.Fatalf("the README has %d PHP examples besides the worker (want the push, declare, sql RPC and enqueue ones) and worker %v", len(scripts), worker != "")
+	if worker == "" || len(scripts) < 5 {
+		t.Fatalf("the README has %d PHP examples besides the worker (want the push, declare, sql RPC, find and cancel, and enqueue ones) and worker %v", len(scripts), worker != "")
 	}
 	workerFile := filepath.Join(dir, "readme_worker.php")
 	if err := os.WriteFile(workerFile, []byte(adapt(worker, "")), 0o644); err != nil {
@@ -81,6 +89,13 @@ func TestReadmePHP(t *testing.T) {
 		}
 		t.Logf("README PHP example %d ran: %s", i+1, strings.TrimSpace(string(out)))
 		switch {
+		case strings.Contains(example, "sql.Cancel"):
+			if !regexp.MustCompile(`^[0-9a-f-]{36} was delayed, then cancelled$`).MatchString(strings.TrimSpace(string(out))) {
+				t.Fatalf("the find and cancel example printed %q", out)
+			}
+			if s := rr.sqlStats("emails"); s.Delayed+s.Ready != 0 {
+				t.Fatalf("after the find and cancel example: %+v, want its job cancelled", s)
+			}
 		case strings.Contains(example, "->dispatch("):
 			if s := rr.sqlStats("emails"); s.Delayed != 1 {
 				t.Fatalf("after the push example: %+v, want its job delayed", s)
