@@ -194,3 +194,25 @@ func TestUniqueWhileAtTheWorker(t *testing.T) {
 		}
 	})
 }
+
+// TestUniqueKeyLength: a key of 255 characters (four-byte ones: the most MySQL's index takes) is
+// stored and held; a longer one is refused with an error naming the header and the limit.
+func TestUniqueKeyLength(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		rr := start(t, options{pipelines: pipelineYAML("p"), sqlSection: b.section(t, dir), out: filepath.Join(dir, "out.jsonl")})
+		longest := strings.Repeat("😀", 255)
+		for _, id := range []string{"a", "b"} {
+			rr.push(job{id: id, pipeline: "p", payload: map[string]any{"action": "ack"}, headers: map[string][]string{uniqueHeader: {longest}}})
+		}
+		if s := rr.sqlStats("p"); s.Ready != 1 {
+			t.Fatalf("two pushes of one 255-character key: %+v, want 1 job", s)
+		}
+		err := rr.call("jobs.Push", &jobsProto.PushRequest{Job: job{id: "c", pipeline: "p", payload: "x",
+			headers: map[string][]string{uniqueHeader: {longest + "x"}}}.proto()}, &jobsProto.Empty{})
+		want := `the unique key (header "x-sql-unique-key") is 256 characters long: use at most 255`
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("push of a 256-character key: %v, want an error containing %s", err, want)
+		}
+	})
+}
