@@ -126,6 +126,7 @@ func TestSchemaRefusesWhatThePluginRefuses(t *testing.T) {
 		{"lease that is not a duration", pipelineDoc("lease: soon"), "lease"},
 		{"unknown overflow option", pipelineDoc("group_by: tenant\n        overflow: {ready_over: 10, to: other, interval: 1s}"), "interval"},
 		{"size without a number", pipelineDoc("max_payload: MB"), "max_payload"},
+		{"unique_while not one of its values", pipelineDoc("unique_while: running"), "unique_while"},
 		{"unknown schedule option", "sql:\n  schedules:\n    - {name: a, cron: '* * * * *', pipeline: p, job: j, every: 1m}\n", "every"},
 		{"schedule without a cron", "sql:\n  schedules:\n    - {name: a, pipeline: p, job: j}\n", "cron"},
 		{"missed policy not known", "sql:\n  schedules:\n    - {name: a, cron: '* * * * *', pipeline: p, job: j, missed: all}\n", "missed"},
