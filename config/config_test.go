@@ -69,7 +69,7 @@ func TestParsePipelineDefaultsAndTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Pipeline{Name: "emails", Connection: DefaultConnection, Queue: "emails", Priority: 10, Prefetch: 100, PollInterval: time.Second, Lease: time.Minute,
-		MaxAttempts: 3, Backoff: time.Second, BackoffMax: 5 * time.Minute, MaxPayload: DefaultMaxPayload}
+		MaxAttempts: 3, Backoff: time.Second, BackoffMax: 5 * time.Minute, MaxPayload: DefaultMaxPayload, UniqueWhile: UniqueWaiting}
 	if *p != want {
 		t.Fatalf("defaults = %+v, want %+v", *p, want)
 	}
@@ -184,5 +184,26 @@ func TestGroupOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("options %v: error %v, want one containing %s", options, err, want)
 		}
+	}
+}
+
+func TestUniqueWhile(t *testing.T) {
+	p, err := ParsePipeline("emails", map[string]any{})
+	if err != nil || p.UniqueWhile != UniqueWaiting {
+		t.Fatalf("default: %+v %v, want unique_while %q", p, err, UniqueWaiting)
+	}
+	p, err = ParsePipeline("emails", map[string]any{"unique_while": "active"})
+	if err != nil || p.UniqueWhile != UniqueActive {
+		t.Fatalf(".rr.yaml: %+v %v, want unique_while %q", p, err, UniqueActive)
+	}
+	// jobs.Declare: a flat map of strings.
+	p, err = ParseDeclared("emails", map[string]any{"driver": "sql", "unique_while": "Active"})
+	if err != nil || p.UniqueWhile != UniqueActive {
+		t.Fatalf("declared: %+v %v, want unique_while %q", p, err, UniqueActive)
+	}
+	_, err = ParsePipeline("emails", map[string]any{"unique_while": "running"})
+	want := `pipeline "emails": option "unique_while": must be one of waiting, active, got "running"`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %s", err, want)
 	}
 }

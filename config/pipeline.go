@@ -43,7 +43,17 @@ type Pipeline struct {
 	GroupConcurrency int
 	// Overflow moves the waiting jobs of groups with too many ready jobs to another pipeline.
 	Overflow *Overflow
+	// UniqueWhile is how long a job's unique key (header x-sql-unique-key) keeps a job with the
+	// same key from being created: UniqueWaiting (until the job reaches a worker) or UniqueActive
+	// (until the job is acked or failed: at a worker and through requeues too).
+	UniqueWhile string
 }
+
+// unique_while values.
+const (
+	UniqueWaiting = "waiting"
+	UniqueActive  = "active"
+)
 
 // Overflow is the overflow routing of a group_by pipeline: every Interval, one node moves the
 // waiting jobs of each group with more than ReadyOver ready jobs to the pipeline To, and while
@@ -81,13 +91,14 @@ const (
 	keyGroupConc    = "group_concurrency"
 	keyOverflow     = "overflow"
 	keyOverflowInt  = "overflow_interval"
+	keyUniqueWhile  = "unique_while"
 	// jobs.Declare passes a flat map of strings: the overflow mapping's keys come flattened.
 	keyOverflowReadyOver = "overflow.ready_over"
 	keyOverflowTo        = "overflow.to"
 )
 
 var pipelineKeys = []string{keyConnection, keyQueue, keyPriority, keyPrefetch, keyPollInterval, keyLease, keyMaxAttempts, keyBackoff, keyBackoffMax, keyMaxPayload,
-	keyGroupBy, keyGroupConc, keyOverflow, keyOverflowInt, keyOverflowReadyOver, keyOverflowTo}
+	keyGroupBy, keyGroupConc, keyOverflow, keyOverflowInt, keyOverflowReadyOver, keyOverflowTo, keyUniqueWhile}
 
 // DefaultMaxPayload is max_payload's default: 10 MiB, below MySQL's default max_allowed_packet.
 const DefaultMaxPayload = 10 << 20
@@ -132,6 +143,7 @@ func parsePipeline(name string, raw map[string]any, extraKeys []string) (*Pipeli
 	if p.BackoffMax < p.Backoff {
 		o.fail(keyBackoffMax, "must be at least backoff (%s), got %s", p.Backoff, p.BackoffMax)
 	}
+	p.UniqueWhile = o.OneOf(keyUniqueWhile, UniqueWaiting, UniqueWaiting, UniqueActive)
 	parseGroups(o, p)
 	if err := o.Err(pipelineKeys); err != nil {
 		return nil, err

@@ -15,7 +15,8 @@ type Batched struct {
 	Msg jobs.Message
 }
 
-// PushBatch stores the jobs of a batch in one transaction: all of them or none. Every job is
+// PushBatch stores the jobs of a batch in one transaction: all of them or none (a job whose unique
+// key is held, by a job of its queue or an earlier one of the batch, is a duplicate: not created). Every job is
 // checked and routed exactly as Push does it before anything is written; the pipelines must
 // share one connection (one database, one transaction). A job of priority 0 takes its pipeline's
 // priority, as RoadRunner's jobs plugin gives it. Each consumer is woken once.
@@ -44,7 +45,8 @@ func PushBatch(ctx context.Context, batch []Batched) error {
 		}
 		prepared[i], rows[i] = p, p.job
 	}
-	if err := first.conn.Store.InsertBatch(ctx, rows); err != nil {
+	created, err := first.conn.Store.InsertBatch(ctx, rows)
+	if err != nil {
 		return fmt.Errorf("push batch to connection %s: %w (no job of the batch was pushed)", first.conn.Name, err)
 	}
 
@@ -56,7 +58,11 @@ func PushBatch(ctx context.Context, batch []Batched) error {
 	}
 	pushed := map[*Driver]float64{}
 	wakes := map[*Driver]*wake{}
-	for _, p := range prepared {
+	for i, p := range prepared {
+		if !created[i] {
+			p.duplicate()
+			continue
+		}
 		pushed[p.from]++
 		w := wakes[p.to]
 		if w == nil {

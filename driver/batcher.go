@@ -35,6 +35,8 @@ type batcher struct {
 	// settle ends an acked claim once its delete committed (or was given up).
 	settle  func(*claim)
 	observe func(time.Duration)
+	// freeUniqueKeys: the marks of jobs pushed with a unique key free it (unique_while: waiting).
+	freeUniqueKeys bool
 
 	mu      sync.Mutex
 	acks    []*claim
@@ -45,8 +47,8 @@ type batcher struct {
 	closing context.Context // set by close: how long a failing batch is still retried
 }
 
-func newBatcher(st store.Store, log *zap.Logger, stillDelivered func(*claim) bool, settle func(*claim), observe func(time.Duration)) *batcher {
-	b := &batcher{st: st, log: log, stillDelivered: stillDelivered, settle: settle, observe: observe,
+func newBatcher(st store.Store, log *zap.Logger, freeUniqueKeys bool, stillDelivered func(*claim) bool, settle func(*claim), observe func(time.Duration)) *batcher {
+	b := &batcher{st: st, log: log, freeUniqueKeys: freeUniqueKeys, stillDelivered: stillDelivered, settle: settle, observe: observe,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), closing: context.Background()}
 	go b.run()
 	return b
@@ -146,12 +148,16 @@ func (b *batcher) write(acks, marks []*claim) {
 		batch.Acks[i] = c.Fence
 	}
 	for _, c := range marks {
-		if b.stillDelivered(c) {
+		switch {
+		case !b.stillDelivered(c):
+		case b.freeUniqueKeys && hasUniqueKey(c.Headers):
+			batch.DeliveredKeyed = append(batch.DeliveredKeyed, c.Fence)
+		default:
 			batch.Delivered = append(batch.Delivered, c.Fence)
 		}
 	}
 	for failures := 0; ; failures++ {
-		if len(batch.Acks)+len(batch.Delivered) == 0 {
+		if len(batch.Acks)+len(batch.Delivered)+len(batch.DeliveredKeyed) == 0 {
 			break
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
 	"github.com/rr-sql/sqljobs/config"
@@ -106,7 +107,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 			d.nudge()
 		}
 	})
-	d.writes = newBatcher(conn.Store, d.log,
+	d.writes = newBatcher(conn.Store, d.log, cfg.UniqueWhile == config.UniqueWaiting,
 		func(c *claim) bool { return d.claims.is(c, delivered) },
 		d.settle,
 		func(took time.Duration) { d.env.Metrics.observeAck(cfg.Name, took) })
@@ -157,11 +158,14 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := p.insert(ctx); err != nil {
+	created, err := p.insert(ctx)
+	if err != nil {
 		return err
 	}
-	d.env.Metrics.countPushed(d.cfg.Name, "push", 1)
-	d.countPushed(1)
+	if created {
+		d.env.Metrics.countPushed(d.cfg.Name, "push", 1)
+		d.countPushed(1)
+	}
 	return nil
 }
 
@@ -191,7 +195,7 @@ func (d *Driver) prepare(ctx context.Context, msg jobs.Message) (pending, error)
 	headers := make(map[string][]string, len(msg.Headers())+2)
 	maps.Copy(headers, msg.Headers())
 	d.env.Prop.Inject(ctx, propagation.HeaderCarrier(headers))
-	return d.route(store.NewJob{
+	job := store.NewJob{
 		JobID:    msg.ID(),
 		Queue:    d.cfg.Queue,
 		Name:     msg.Name(),
@@ -200,11 +204,34 @@ func (d *Driver) prepare(ctx context.Context, msg jobs.Message) (pending, error)
 		Priority: msg.Priority(),
 		Delay:    time.Duration(msg.Delay()) * time.Second,
 		AutoAck:  msg.AutoAck(),
-	})
+	}
+	if err := d.withUniqueKey(&job); err != nil {
+		return pending{}, err
+	}
+	return d.route(job)
 }
 
 // maxGroupLength is the longest group value (the grp column of MySQL is a VARCHAR(255)).
 const maxGroupLength = 255
+
+// withUniqueKey sets the job's unique key: the first value of its header x-sql-unique-key. A push
+// whose key a job of the queue holds succeeds without creating a job.
+func (d *Driver) withUniqueKey(job *store.NewJob) error {
+	if v := job.Headers[store.UniqueKeyHeader]; len(v) > 0 {
+		job.UniqueKey = v[0]
+		if n := utf8.RuneCountInString(job.UniqueKey); n > store.MaxUniqueKey {
+			return fmt.Errorf("push job %s to pipeline %s: the unique key (header %q) is %d characters long: use at most %d (a hash of a longer key, for instance)",
+				job.JobID, d.cfg.Name, store.UniqueKeyHeader, n, store.MaxUniqueKey)
+		}
+	}
+	return nil
+}
+
+// hasUniqueKey says whether a job's headers carry a unique key: a job pushed with one (or written
+// by hand with the header, as the README asks), whose row may hold it.
+func hasUniqueKey(headers map[string][]string) bool {
+	return len(headers[store.UniqueKeyHeader]) > 0
+}
 
 // route gives a job its group and queue. With group_by, the first value of that header is the
 // job's group; a group in overflow goes to the overflow pipeline's queue.
@@ -228,23 +255,36 @@ func (d *Driver) route(job store.NewJob) (pending, error) {
 	return p, nil
 }
 
-// insert commits the job alone.
-func (p pending) insert(ctx context.Context) error {
-	if err := p.from.conn.Store.Insert(ctx, p.job); err != nil {
-		return fmt.Errorf("push to pipeline %s: %w", p.from.cfg.Name, err)
+// insert commits the job alone. created is false for a duplicate (its unique key is held).
+func (p pending) insert(ctx context.Context) (created bool, err error) {
+	created, err = p.from.conn.Store.Insert(ctx, p.job)
+	if err != nil {
+		return false, fmt.Errorf("push to pipeline %s: %w", p.from.cfg.Name, err)
+	}
+	if !created {
+		p.duplicate()
+		return false, nil
 	}
 	p.to.wakeAfter(p.job.Delay)
-	return nil
+	return true, nil
 }
 
-// insert routes and commits a job: an auto_ack job requeued (its row left at delivery) is
-// inserted again.
-func (d *Driver) insert(ctx context.Context, job store.NewJob) error {
+// duplicate logs and counts a push that created no job, and wakes nobody.
+func (p pending) duplicate() {
+	p.from.log.Debug("job not created: a job with the same unique key is in the queue",
+		zap.String("id", p.job.JobID), zap.String("queue", p.job.Queue), zap.String("unique_key", p.job.UniqueKey))
+	p.from.env.Metrics.countDuplicate(p.from.cfg.Name)
+}
+
+// insertJob routes and commits a job as it is: an auto_ack job requeued (its row left at
+// delivery) is inserted again, without a unique key.
+func (d *Driver) insertJob(ctx context.Context, job store.NewJob) error {
 	p, err := d.route(job)
 	if err != nil {
 		return err
 	}
-	return p.insert(ctx)
+	_, err = p.insert(ctx)
+	return err
 }
 
 // Scheduled is one tick of a schedule (sql.schedules) for this pipeline.
@@ -284,6 +324,9 @@ func (d *Driver) Tick(ctx context.Context, s Scheduled) (bool, error) {
 		}
 		if job.Headers == nil {
 			job.Headers = map[string][]string{}
+		}
+		if err := d.withUniqueKey(&job); err != nil {
+			return false, err
 		}
 		p, err := d.route(job)
 		if err != nil {

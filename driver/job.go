@@ -12,6 +12,7 @@ import (
 	// The worker's context is encoded for every job: see the note in store on this encoder.
 	json "github.com/goccy/go-json"
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
+	"github.com/rr-sql/sqljobs/config"
 	"github.com/rr-sql/sqljobs/store"
 )
 
@@ -116,7 +117,8 @@ func (j *Job) Nack() error {
 		return j.fail(fmt.Sprintf("%s (%d deliveries without an answer; max_attempts is %d)", reason, failures, cfg.MaxAttempts), j.c.Deliveries+1)
 	}
 	j.d.env.Metrics.countRetried(cfg.Name)
-	return j.requeue(store.Requeue{Headers: j.c.Headers, Delay: cfg.RetryDelay(failures, rand.Float64()), Failed: true, LastError: reason})
+	return j.requeue(store.Requeue{Headers: j.c.Headers, Delay: cfg.RetryDelay(failures, rand.Float64()), Failed: true, LastError: reason,
+		FreeUniqueKey: j.freesKey()})
 }
 
 // NackWithOptions requeues (after delay seconds) or fails the job, as the worker asked.
@@ -141,16 +143,24 @@ func (j *Job) Requeue(headers map[string][]string, delay int) error {
 	delete(merged, DeliveryHeader) // the PHP client sends back what it received
 	wait := time.Duration(min(max(delay, 0), maxDelaySeconds)) * time.Second
 	if j.c.AutoAck {
-		// The row left the database when the job reached the worker: requeue means pushing it again.
+		// The row left the database when the job reached the worker: requeue means pushing it again,
+		// without its unique key (given up when the row left): a duplicate must not swallow it.
 		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 		defer cancel()
-		return j.d.insert(ctx, store.NewJob{JobID: j.c.JobID, Queue: j.d.cfg.Queue, Name: j.c.Name,
+		return j.d.insertJob(ctx, store.NewJob{JobID: j.c.JobID, Queue: j.d.cfg.Queue, Name: j.c.Name,
 			Payload: j.c.Payload, Headers: merged, Priority: j.c.Priority, Delay: wait, AutoAck: true})
 	}
 	if !j.d.claims.answer(j.c) {
 		return nil
 	}
-	return j.requeue(store.Requeue{Headers: merged, Delay: wait})
+	return j.requeue(store.Requeue{Headers: merged, Delay: wait, FreeUniqueKey: j.freesKey()})
+}
+
+// freesKey: the job gives up its unique key when it comes back to ready after reaching a worker
+// (unique_while: waiting), if it was pushed with one (the mark may not have been written yet: a
+// job answered within the batch's few milliseconds).
+func (j *Job) freesKey() bool {
+	return j.d.cfg.UniqueWhile == config.UniqueWaiting && hasUniqueKey(j.c.Headers)
 }
 
 // requeue writes an answered claim back to ready; the claim settles once the statement is done.

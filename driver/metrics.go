@@ -16,6 +16,7 @@ type Metrics struct {
 	retried      *prometheus.CounterVec
 	overflowed   *prometheus.CounterVec
 	pushed       *prometheus.CounterVec
+	duplicates   *prometheus.CounterVec
 	depth        *depthCollector
 }
 
@@ -41,6 +42,10 @@ func NewMetrics(live func() []*Driver) *Metrics {
 		pushed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rr_sql", Name: "jobs_pushed_total", Help: "Jobs committed by pushes, by pipeline and way in (push: jobs.Push and jobs.PushBatch, one job at a time; batch: sql.PushBatch).",
 		}, []string{"pipeline", "via"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rr_sql", Name: "jobs_duplicate_total",
+			Help: "Pushes that created no job: a job of the queue held the same unique key (header x-sql-unique-key).",
+		}, []string{"pipeline"}),
 		depth: &depthCollector{live: live, desc: prometheus.NewDesc("rr_sql_jobs",
 			"Jobs in the database by pipeline and state (ready, delayed, reserved, failed).", []string{"pipeline", "state"}, nil),
 			oldest: prometheus.NewDesc("rr_sql_oldest_ready_seconds",
@@ -52,7 +57,7 @@ func NewMetrics(live func() []*Driver) *Metrics {
 
 // Collectors are what the plugin hands to the metrics plugin.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.overflowed, m.pushed, m.depth}
+	return []prometheus.Collector{m.claimSeconds, m.ackSeconds, m.failed, m.retried, m.overflowed, m.pushed, m.duplicates, m.depth}
 }
 
 func (m *Metrics) observeClaim(pipeline string, took time.Duration) {
@@ -85,6 +90,12 @@ func (m *Metrics) countPushed(pipeline, via string, jobs float64) {
 	}
 }
 
+func (m *Metrics) countDuplicate(pipeline string) {
+	if m != nil {
+		m.duplicates.WithLabelValues(pipeline).Inc()
+	}
+}
+
 func (m *Metrics) countRetried(pipeline string) {
 	if m != nil {
 		m.retried.WithLabelValues(pipeline).Inc()
@@ -103,6 +114,7 @@ func (m *Metrics) forget(pipeline string) {
 	m.retried.DeleteLabelValues(pipeline)
 	m.overflowed.DeleteLabelValues(pipeline)
 	m.pushed.DeletePartialMatch(prometheus.Labels{"pipeline": pipeline})
+	m.duplicates.DeleteLabelValues(pipeline)
 }
 
 // depthCollector counts queue depth from the database at scrape time, so every node reports the

@@ -68,7 +68,7 @@ func TestGroupsPages(t *testing.T) {
 		if tenant != "" {
 			j.Headers = map[string][]string{"tenant": {tenant}}
 		}
-		if err := st.Insert(context.Background(), j); err != nil {
+		if _, err := st.Insert(context.Background(), j); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,7 +113,7 @@ func TestFindAndCancelAnswers(t *testing.T) {
 	ctx := context.Background()
 	st := s.Pipelines.(pipelines).target.Store
 	push := func(id string, prio int64, delay time.Duration) {
-		if err := st.Insert(ctx, store.NewJob{Queue: "emails", JobID: id, Name: "App\\Mail", Priority: prio, Delay: delay,
+		if _, err := st.Insert(ctx, store.NewJob{Queue: "emails", JobID: id, Name: "App\\Mail", Priority: prio, Delay: delay,
 			Headers: map[string][]string{"tenant": {"acme"}}}); err != nil {
 			t.Fatal(err)
 		}

@@ -296,6 +296,18 @@ DELIMITER ;
 ALTER TABLE rr_jobs DROP KEY rr_jobs_reserved, ADD KEY rr_jobs_reserved (reserved_by, claim_token);
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_count_moves_without_a_temporary_table.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
 
+-- 0009_unique_keys.sql
+-- Unique jobs: a job pushed with the header x-sql-unique-key is not created while a job of the same
+-- queue holds that key. unique_key is the header's first value, NULL for jobs without it: MySQL has
+-- no partial index, but NULLs never collide in a UNIQUE index. The insert is
+-- `ON DUPLICATE KEY UPDATE id = id` (not INSERT IGNORE, which turns other errors into warnings); the
+-- count triggers see no change of queue or due time in such an update and write nothing. The key is
+-- given up when the job reaches a worker (unique_while: waiting) or when its row is deleted
+-- (unique_while: active). (queue, unique_key) in utf8mb4 is 2 × 255 × 4 = 2,040 bytes, under
+-- InnoDB's 3,072-byte index key limit: keys longer than 255 characters are refused at push.
+ALTER TABLE rr_jobs ADD COLUMN unique_key VARCHAR(255) NULL, ADD UNIQUE KEY rr_jobs_unique (queue, unique_key);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9, '0009_unique_keys.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
+
 -- 0010_job_id_index.sql
 -- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
 -- failed alike: one index on each table. InnoDB adds a secondary index in place, without

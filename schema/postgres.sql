@@ -317,6 +317,19 @@ SELECT queue, 0, 0, count(*) FROM rr_failed_jobs GROUP BY 1
 ON CONFLICT (queue, bucket, stripe) DO UPDATE SET failed = c.failed + excluded.failed;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_claims_off_the_counts.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
 
+-- 0008_unique_keys.sql
+-- Unique jobs: a job pushed with the header x-sql-unique-key is not created while a job of the same
+-- queue holds that key. unique_key is the header's first value, NULL for jobs without it (so they
+-- stay out of the index and their pushes pay nothing for it). The insert is
+-- `ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING`: the index, not a read
+-- before the insert, decides between nodes pushing at once. The key is given up when the job is
+-- at a worker (unique_while: waiting) or when its row is deleted (unique_while: active).
+-- Adding a nullable column without a default rewrites nothing; the index is built under a lock that
+-- holds back writes to rr_jobs while it reads the table (every entry is NULL: nothing to store).
+ALTER TABLE rr_jobs ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX rr_jobs_unique ON rr_jobs (queue, unique_key) WHERE unique_key IS NOT NULL;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_unique_keys.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
 -- 0009_job_id_index.sql
 -- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
 -- failed alike: one index on each table. (Not partial: a job at a worker is found too.) Building

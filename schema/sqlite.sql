@@ -253,6 +253,16 @@ SELECT queue, 0, 0, COUNT(*) FROM rr_failed_jobs WHERE true GROUP BY 1
 ON CONFLICT (queue, bucket, stripe) DO UPDATE SET failed = failed + excluded.failed;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (7, '0007_claims_off_the_counts.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 
+-- 0008_unique_keys.sql
+-- Unique jobs: a job pushed with the header x-sql-unique-key is not created while a job of the same
+-- queue holds that key. unique_key is the header's first value, NULL for jobs without it (so they
+-- stay out of the index and their pushes pay nothing for it). The insert is
+-- `ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING`. The key is given up
+-- when the job reaches a worker (unique_while: waiting) or when its row is deleted (unique_while: active).
+ALTER TABLE rr_jobs ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX rr_jobs_unique ON rr_jobs (queue, unique_key) WHERE unique_key IS NOT NULL;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (8, '0008_unique_keys.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
 -- 0009_job_id_index.sql
 -- sql.Find and sql.Cancel look jobs up by the pusher's id within a queue, waiting, reserved and
 -- failed alike: one index on each table. (Not partial: a job at a worker is found too.)

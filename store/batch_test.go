@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -65,7 +66,7 @@ func TestInsertBatchIsAllOrNone(t *testing.T) {
 		}
 		refused := batch[1099].JobID
 		refuseJob(t, s, refused)
-		err := s.InsertBatch(ctx, batch)
+		_, err := s.InsertBatch(ctx, batch)
 		if err == nil {
 			t.Fatal("the batch was inserted although the database refused one job")
 		}
@@ -80,8 +81,12 @@ func TestInsertBatchIsAllOrNone(t *testing.T) {
 		}
 
 		batch[1099].JobID = "accepted"
-		if err := s.InsertBatch(ctx, batch); err != nil {
+		created, err := s.InsertBatch(ctx, batch)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if len(created) != len(batch) || slices.Contains(created, false) {
+			t.Fatalf("a batch without unique keys answered created = %v, want every job created", created)
 		}
 		if n := countRows(t, s); n != int64(len(batch)) {
 			t.Fatalf("%d rows written, want %d", n, len(batch))
@@ -120,5 +125,35 @@ func TestInsertBatchIsAllOrNone(t *testing.T) {
 				t.Fatalf("claim order broken at %d: %+v before %+v", k, got[k-1], j)
 			}
 		}
+	})
+}
+
+// A batch's jobs with unique keys: one whose key a waiting job holds, or an earlier job of the
+// batch, is not created; the others are, in the batch's order among the jobs without a key.
+func TestInsertBatchWithUniqueKeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		insertUnique(t, s, keyed("held", "k1"), true)
+		batch := []NewJob{
+			{JobID: "a", Queue: "q", Name: "Job"},
+			keyed("dup-of-held", "k1"),
+			{JobID: "b", Queue: "q", Name: "Job"},
+			keyed("first-k2", "k2"),
+			{JobID: "c", Queue: "q", Name: "Job"},
+			keyed("second-k2", "k2"),
+			keyed("k2-elsewhere", "k2"),
+			{JobID: "d", Queue: "q", Name: "Job"},
+		}
+		batch[6].Queue = "q2"
+		created, err := s.InsertBatch(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []bool{true, false, true, true, true, false, true, true}
+		if !slices.Equal(created, want) {
+			t.Fatalf("created = %v, want %v", created, want)
+		}
+		wantRows(t, s, "q", "held=k1", "a=-", "b=-", "first-k2=k2", "c=-", "d=-")
+		wantRows(t, s, "q2", "k2-elsewhere=k2")
+		exact(t, s, "after a batch with duplicates", "q", "q2")
 	})
 }

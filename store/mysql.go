@@ -32,6 +32,20 @@ var mysqlDialect = dialect{
 	explain:       `EXPLAIN `,
 	fencedWhere:   mysqlFencedWhere,
 	insertIgnore:  func(into string) string { return `INSERT IGNORE INTO ` + into },
+	// Not INSERT IGNORE, which would turn any error into a warning. The connection counts found
+	// rows (see OpenMySQL), so the affected rows are 1 either way: LAST_INSERT_ID(0) makes the
+	// insert id of a duplicate 0 (MySQL reports the argument of LAST_INSERT_ID(expr) as the
+	// statement's insert id), where a written row has its id. The row keeps its values (id + 0),
+	// so the count triggers see no change of queue or due time and write nothing.
+	uniqueInsert: `ON DUPLICATE KEY UPDATE id = id + LAST_INSERT_ID(0)`,
+	created: func(res sql.Result) (bool, error) {
+		id, err := res.LastInsertId()
+		return id != 0, err
+	},
+	uniqueViolation: func(err error) bool {
+		var me *mysql.MySQLError
+		return errors.As(err, &me) && me.Number == 1062 // ER_DUP_ENTRY
+	},
 	// VALUES(): MariaDB has no row alias in INSERT (MySQL 8 still takes VALUES()).
 	addHistory: `INSERT INTO rr_history (pipeline, minute, node, pushed, processed, failed, depth)
 		VALUES (?, ?, ?, ?, ?, ?, ?)

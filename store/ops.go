@@ -198,9 +198,16 @@ func (s *sqlStore) Move(ctx context.Context, from, to string, priority *int64, g
 		}
 		set, lead = set+", grp = COALESCE("+s.headerExpr()+", '')", append(lead, s.headerPath(regroup))
 	}
-	n, err := s.inBatches(ctx, from, g, func(ids []int64) (sql.Result, error) {
+	n, err := s.inBatches(ctx, from, g, func(ids []int64) (res sql.Result, err error) {
 		args := append(append(slices.Clone(lead), from), anySlice(ids)...)
-		return s.exec(ctx, s.w, `UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL AND id IN (`+marks(len(ids))+`)`, args...)
+		err = s.retryKeyRaces(ctx, func() error {
+			if err := s.dropTakenKeys(ctx, s.w, ids, to); err != nil {
+				return err
+			}
+			res, err = s.exec(ctx, s.w, `UPDATE rr_jobs SET `+set+` WHERE queue = ? AND reserved_by IS NULL AND id IN (`+marks(len(ids))+`)`, args...)
+			return err
+		})
+		return res, err
 	})
 	if err != nil {
 		return n, fmt.Errorf("move jobs from %s to %s (%d moved): %w", from, to, n, err)
@@ -405,3 +412,28 @@ func (s *sqlStore) PruneFailed(ctx context.Context, retention time.Duration, bat
 }
 
 type sqlResult interface{ RowsAffected() (int64, error) }
+
+// dropTakenKeys prepares a move of jobs to another queue: a moved job keeps its unique key, unless
+// a job of the target queue holds that key already; then it moves without one (a move never drops
+// a job, and a collision does not fail the whole move). Jobs without a key cost one probe of the
+// primary key per batch.
+func (s *sqlStore) dropTakenKeys(ctx context.Context, on execer, ids []int64, target string) error {
+	taken, err := s.ids(ctx, on, `SELECT m.id FROM rr_jobs m JOIN rr_jobs t ON t.queue = ? AND t.unique_key = m.unique_key
+		WHERE m.id IN (`+marks(len(ids))+`) AND m.unique_key IS NOT NULL`, append([]any{target}, anySlice(ids)...)...)
+	if err != nil || len(taken) == 0 {
+		return err
+	}
+	_, err = s.exec(ctx, on, `UPDATE rr_jobs SET unique_key = NULL WHERE id IN (`+marks(len(taken))+`)`, anySlice(taken)...)
+	return err
+}
+
+// retryKeyRaces reruns a move whose statement failed on the unique index: a job pushed into the
+// target queue after dropTakenKeys looked took a moved job's key. The next try sees it.
+func (s *sqlStore) retryKeyRaces(ctx context.Context, move func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := retryConflicts(ctx, move)
+		if err == nil || attempt == 5 || !s.d.uniqueViolation(err) {
+			return err
+		}
+	}
+}

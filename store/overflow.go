@@ -143,7 +143,7 @@ func (s *sqlStore) moveGroup(ctx context.Context, r OverflowRequest, group strin
 	var total int64
 	for {
 		var moved int64
-		err := retryConflicts(ctx, func() error {
+		err := s.retryKeyRaces(ctx, func() error {
 			tx, err := s.begin(ctx)
 			if err != nil {
 				return err
@@ -151,6 +151,9 @@ func (s *sqlStore) moveGroup(ctx context.Context, r OverflowRequest, group strin
 			defer func() { _ = tx.Rollback() }()
 			ids, err := s.ids(ctx, tx, `SELECT id FROM rr_jobs WHERE queue = ? AND grp = ? AND reserved_by IS NULL LIMIT ?`, r.Queue, group, overflowChunk)
 			if err != nil || len(ids) == 0 {
+				return err
+			}
+			if err = s.dropTakenKeys(ctx, tx, ids, r.Target); err != nil {
 				return err
 			}
 			res, err := s.exec(ctx, tx, `UPDATE rr_jobs SET queue = ? WHERE id IN (`+marks(len(ids))+`) AND queue = ? AND reserved_by IS NULL`,

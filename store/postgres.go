@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -27,10 +29,16 @@ var postgresDialect = dialect{
 	explain:      `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `,
 	fencedWhere:  postgresFencedWhere,
 	insertIgnore: insertOnConflictDoNothing,
-	groupPage:    recursiveGroupPage,
-	groupNames:   waitingGroupNames,
-	claimHeads:   postgresClaimHeads,
-	addHistory:   addHistoryOnConflict,
+	uniqueInsert: onConflictUniqueKey,
+	created:      insertedOneRow,
+	uniqueViolation: func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
+	},
+	groupPage:  recursiveGroupPage,
+	groupNames: waitingGroupNames,
+	claimHeads: postgresClaimHeads,
+	addHistory: addHistoryOnConflict,
 	// A round trip per statement: 500 rows (4,500 of the 65,535 placeholders a statement takes)
 	// inserted 1,000 jobs in a quarter or less of the time of a prepared one-row INSERT per job.
 	rowsPerInsert: 500,

@@ -159,7 +159,7 @@ func TestMySQLStatementsDoNotTakeGapLocks(t *testing.T) {
 		}
 		pushCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		if err := s.Insert(pushCtx, NewJob{JobID: "during", Queue: "q", Name: "Job"}); err != nil {
+		if _, err := s.Insert(pushCtx, NewJob{JobID: "during", Queue: "q", Name: "Job"}); err != nil {
 			t.Fatalf("a push waited for the range delete of another transaction: %v", err)
 		}
 	})

@@ -61,7 +61,9 @@ func (s *sqlStore) tickOnce(ctx context.Context, t Tick) (bool, error) {
 		}
 	}
 	if t.Job != nil {
-		if err := s.insert(ctx, tx, *t.Job); err != nil {
+		// A job whose unique key (from the schedule's headers) is held is not written: the tick
+		// is still pushed, as a duplicate push succeeds.
+		if _, err := s.insert(ctx, tx, *t.Job); err != nil {
 			return false, err
 		}
 	}

@@ -57,6 +57,14 @@ type dialect struct {
 	// insertIgnore turns "table (columns) VALUES (...)" into an insert that does nothing when the
 	// key exists.
 	insertIgnore func(into string) string
+	// uniqueInsert ends the insert of a job: it does nothing when the job's unique key is held in
+	// its queue (and fails on any other error), and created tells from its result whether it
+	// wrote the row.
+	uniqueInsert string
+	created      func(res sql.Result) (bool, error)
+	// uniqueViolation says that a statement failed on a unique index (a move into a queue where a
+	// job pushed meanwhile holds a moved job's key).
+	uniqueViolation func(err error) bool
 	// groupPage lists a page of a queue's groups in order, each with whether it has a ready job
 	// (groups with only delayed or reserved jobs may be left out or listed as not ready); fewer
 	// rows than asked: the last group was reached. Its columns: grp, ready, and the id of the
@@ -342,9 +350,9 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 	return h, nil
 }
 
-func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
+func (s *sqlStore) Insert(ctx context.Context, j NewJob) (bool, error) {
 	if err := s.check(); err != nil {
-		return err
+		return false, err
 	}
 	return s.insert(ctx, nil, j)
 }
@@ -353,11 +361,12 @@ func (s *sqlStore) Insert(ctx context.Context, j NewJob) error {
 // batch (InsertBatch). Arguments of a row: insertArgs.
 const (
 	insertJob = `INSERT INTO rr_jobs
-		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp)
+		(queue, job_id, name, payload, headers, priority, available_at, created_at, auto_ack, grp, unique_key)
 		VALUES `
-	insertRow = `(?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?)`
-	// insertJobSQL is the insert of one job.
-	insertJobSQL = insertJob + insertRow
+	insertRow = `(?, ?, ?, ?, ?, ?, {now} + ?, {now}, ?, ?, ?)`
+	// insertJobSQL is the insert of one job, to which the dialect's uniqueInsert is added: a job
+	// whose unique key its queue holds is not written.
+	insertJobSQL = insertJob + insertRow + ` `
 )
 
 // insertArgs are a job's values in insertRow's order.
@@ -374,27 +383,39 @@ func insertArgs(j NewJob) ([]any, error) {
 	if j.Grouped {
 		group = j.Group
 	}
-	return []any{j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group}, nil
+	return []any{j.Queue, j.JobID, j.Name, payload, headers, j.Priority, j.Delay.Milliseconds(), j.AutoAck, group, nullIfEmpty(j.UniqueKey)}, nil
 }
 
 // insert writes a job: in tx when one is given, else on its own (committed on return). Every job
 // enters rr_jobs here or in InsertBatch (the same row, the same arguments), whoever pushes it (a
-// push, a batch, a schedule's tick), so the count triggers, the group column and the notification
-// on PostgreSQL are the same for all.
-func (s *sqlStore) insert(ctx context.Context, tx *sql.Tx, j NewJob) error {
+// push, a batch, a schedule's tick), so the count triggers, the group column, the unique key and
+// the notification on PostgreSQL are the same for all. created is false when the job's unique
+// key is held in its queue: nothing was written.
+func (s *sqlStore) insert(ctx context.Context, tx *sql.Tx, j NewJob) (bool, error) {
 	args, err := insertArgs(j)
 	if err != nil {
-		return err
+		return false, err
 	}
+	var res sql.Result
 	if tx == nil {
-		_, err = s.execPrepared(ctx, insertJobSQL, args...)
+		res, err = s.execPrepared(ctx, insertJobSQL+s.d.uniqueInsert, args...)
 	} else {
-		_, err = s.exec(ctx, tx, insertJobSQL, args...)
+		res, err = s.exec(ctx, tx, insertJobSQL+s.d.uniqueInsert, args...)
 	}
 	if err != nil {
-		return fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
+		return false, fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
 	}
-	return nil
+	created, err := s.d.created(res)
+	if err != nil {
+		return false, fmt.Errorf("insert job %s into queue %s: %w", j.JobID, j.Queue, err)
+	}
+	return created, nil
+}
+
+// insertedOneRow: the insert wrote a row (PostgreSQL and SQLite count none for DO NOTHING).
+func insertedOneRow(res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // claimArgs are a claim's values as the statements take them.
@@ -635,9 +656,10 @@ const releaseSet = `attempts = attempts + CASE WHEN delivered_at IS NULL THEN 0 
 func (s *sqlStore) Write(ctx context.Context, b Batch) (int64, error) {
 	counts, err := s.execFenced(ctx,
 		fencedStatement{head: `DELETE FROM rr_jobs WHERE `, fences: b.Acks},
-		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now} WHERE `, fences: b.Delivered})
+		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now} WHERE `, fences: b.Delivered},
+		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now}, unique_key = NULL WHERE `, fences: b.DeliveredKeyed})
 	if err != nil {
-		return 0, fmt.Errorf("ack %d jobs and mark %d delivered: %w", len(b.Acks), len(b.Delivered), err)
+		return 0, fmt.Errorf("ack %d jobs and mark %d delivered: %w", len(b.Acks), len(b.Delivered)+len(b.DeliveredKeyed), err)
 	}
 	return counts[0], nil
 }
@@ -670,8 +692,12 @@ func (s *sqlStore) Requeue(ctx context.Context, f Fence, r Requeue) (bool, error
 	if r.Failed {
 		failed = 1
 	}
+	freeKey := ``
+	if r.FreeUniqueKey {
+		freeKey = `, unique_key = NULL` // see Batch.DeliveredKeyed
+	}
 	res, err := s.exec(ctx, s.w, `UPDATE rr_jobs
-		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, queued_at = {now}, last_error = ?
+		SET `+unreserve+`, attempts = attempts + 1, failures = failures + ?, headers = ?, available_at = {now} + ?, queued_at = {now}, last_error = ?`+freeKey+`
 		WHERE id = ? AND claim_token = ?`, failed, h, r.Delay.Milliseconds(), nullIfEmpty(r.LastError), f.Row, f.Token)
 	if err != nil {
 		return false, fmt.Errorf("requeue: %w", err)

@@ -30,7 +30,16 @@ type NewJob struct {
 	// without the header).
 	Grouped bool
 	Group   string
+	// UniqueKey ("" for none) is the first value of the job's x-sql-unique-key header: the job is
+	// not created while a job of the same queue holds the key (see Batch.DeliveredKeyed).
+	UniqueKey string
 }
+
+// UniqueKeyHeader names the header whose first value is a job's unique key.
+const UniqueKeyHeader = "x-sql-unique-key"
+
+// MaxUniqueKey is the longest unique key, in characters (MySQL's index key limit: see migration 0009).
+const MaxUniqueKey = 255
 
 // Job is a claimed job, reserved by the claiming node until it is acked, requeued, failed or released.
 type Job struct {
@@ -83,6 +92,9 @@ type Requeue struct {
 	Failed bool
 	// LastError records why the delivery failed (empty for a requeue the worker asked for).
 	LastError string
+	// FreeUniqueKey: the job gives up its unique key (a job pushed with one that has been at a
+	// worker, unique_while: waiting): it waits again without one, as Batch.DeliveredKeyed says.
+	FreeUniqueKey bool
 }
 
 // Batch is the bookkeeping gathered over a few milliseconds, written in one transaction.
@@ -92,6 +104,13 @@ type Batch struct {
 	// Delivered are jobs that reached a worker and were not answered yet: marked so that, should
 	// this node die before the answer, the delivery counts as one without an answer.
 	Delivered []Fence
+	// DeliveredKeyed are marked like Delivered, and give up their unique keys: jobs pushed with a
+	// key to a pipeline with unique_while: waiting. A job with the same key may then be pushed
+	// while this one runs, and this one, should it come back to ready, waits without its key. A
+	// job claimed but given back before it reached a worker (pause, stop) keeps its key; with
+	// unique_while: active the keys stay until the rows are deleted (acked, failed). Jobs without a
+	// key go in Delivered: their mark is the statement it was before unique keys existed.
+	DeliveredKeyed []Fence
 }
 
 // Counts are a queue's jobs by state.
@@ -138,10 +157,12 @@ var ErrClosed = errors.New("sql store is closed")
 
 // Store is everything the plugin asks of a database.
 type Store interface {
-	// Insert commits one job.
-	Insert(ctx context.Context, job NewJob) error
-	// InsertBatch commits jobs in one transaction: all of them or none.
-	InsertBatch(ctx context.Context, jobs []NewJob) error
+	// Insert commits one job. created is false when the job has a unique key that a job of its
+	// queue holds: nothing was written (a duplicate is not an error).
+	Insert(ctx context.Context, job NewJob) (created bool, err error)
+	// InsertBatch commits jobs in one transaction: all of them or none. created[i] is false for a
+	// job whose unique key a job of its queue (or an earlier job of the batch) holds.
+	InsertBatch(ctx context.Context, jobs []NewJob) (created []bool, err error)
 	// Claim reserves up to Limit ready jobs of a queue for a node, in (priority, available_at, id) order.
 	Claim(ctx context.Context, req ClaimRequest) ([]Job, error)
 	// Extend pushes the lease of held jobs to lease from now (the job is still queued or running here).

@@ -88,7 +88,7 @@ func mustInsert(t *testing.T, s Store, j NewJob) {
 	if j.Name == "" {
 		j.Name = "Job"
 	}
-	if err := s.Insert(ctx, j); err != nil {
+	if _, err := s.Insert(ctx, j); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -820,7 +820,7 @@ func TestDeletedSQLiteFileFailsEveryCall(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err = s.Insert(ctx, NewJob{JobID: "after", Queue: "q", Name: "Job"})
+		_, err = s.Insert(ctx, NewJob{JobID: "after", Queue: "q", Name: "Job"})
 		if !errors.Is(err, ErrFileGone) || !strings.Contains(err.Error(), path) {
 			t.Errorf("push after the file was deleted (replaced %v): err = %v", replace, err)
 		}

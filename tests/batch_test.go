@@ -217,3 +217,46 @@ func TestSQLPushBatchFromPHP(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLPushBatchWithUniqueKeys: in a sql.PushBatch, a job whose unique key a waiting job holds,
+// or an earlier job of the batch, creates nothing and is counted as a duplicate; the rest of the
+// batch is stored and run.
+func TestSQLPushBatchWithUniqueKeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		rr := start(t, options{pipelines: pipelineYAML("p"), sqlSection: b.section(t, dir), out: out})
+		ack := map[string]any{"action": "ack"}
+		key := func(k string) map[string][]string { return map[string][]string{uniqueHeader: {k}} }
+		rr.push(job{id: "held", pipeline: "p", payload: ack, headers: key("k1")})
+		err := rr.sqlPushBatch([]job{
+			{id: "a", pipeline: "p", payload: ack},
+			{id: "dup-of-held", pipeline: "p", payload: ack, headers: key("k1")},
+			{id: "first-k2", pipeline: "p", payload: ack, headers: key("k2")},
+			{id: "second-k2", pipeline: "p", payload: ack, headers: key("k2")},
+			{id: "b", pipeline: "p", payload: ack},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := rr.sqlStats("p"); s.Ready != 4 {
+			t.Fatalf("after a batch of 5 jobs, 2 of them duplicates, behind 1 job: %+v, want 4 ready", s)
+		}
+		if dups := counterValue(t, rr, "rr_sql_jobs_duplicate_total", "p"); dups != 2 {
+			t.Fatalf("rr_sql_jobs_duplicate_total{pipeline=p} = %v, want 2", dups)
+		}
+		rr.resume("p")
+		var got []string
+		for _, r := range waitRecords(t, out, 4, 15*time.Second) {
+			got = append(got, r.ID)
+		}
+		slices.Sort(got)
+		if want := []string{"a", "b", "first-k2", "held"}; !slices.Equal(got, want) {
+			t.Fatalf("ran %v, want %v", got, want)
+		}
+		stableFor(t, time.Second, "no duplicate runs", func() (bool, string) {
+			n := len(records(t, out))
+			return n == 4, fmt.Sprintf("%d jobs ran", n)
+		})
+	})
+}

@@ -83,3 +83,40 @@ func TestTransactionalEnqueueIntoAGroupByPipeline(t *testing.T) {
 		}
 	})
 }
+
+// TestTransactionalEnqueueWithAUniqueKey: a row inserted by hand with a unique key (the documented
+// column and conflict clause) refuses a second one with the same key, whether it comes by hand or
+// through a push, and the job runs once.
+func TestTransactionalEnqueueWithAUniqueKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.jsonl")
+		section := b.section(t, dir)
+		dsn := lastDSN
+		rr := start(t, options{pipelines: pipelineYAML("orders"), sqlSection: section, out: out})
+		pdo, user, pass := pdoDSN(t, b.name, dsn)
+		script, _ := filepath.Abs(filepath.Join("..", "examples", "enqueue.php"))
+		for _, c := range []struct{ id, want string }{{"first", "job first: commit\n"}, {"second", "job second: commit (not created: a job of the queue holds its unique key)\n"}} {
+			o, err := exec.Command("php", script, pdo, user, pass, "orders", c.id, "commit", "--unique-key=order-42").CombinedOutput()
+			if err != nil || string(o) != c.want {
+				t.Fatalf("enqueue.php %s: %v, printed %q, want %q", c.id, err, o, c.want)
+			}
+		}
+		rr.push(job{id: "pushed", pipeline: "orders", payload: map[string]any{"action": "ack"}, headers: map[string][]string{uniqueHeader: {"order-42"}}})
+		if s := rr.sqlStats("orders"); s.Ready != 1 {
+			t.Fatalf("after three jobs with one key: %+v, want 1 ready", s)
+		}
+		rr.resume("orders")
+		if recs := waitRecords(t, out, 1, 10*time.Second); recs[0].ID != "first" || recs[0].Headers[uniqueHeader][0] != "order-42" {
+			t.Fatalf("record = %+v", recs[0])
+		}
+		waitFor(t, 5*time.Second, "the job acked", func() (bool, string) {
+			s := rr.sqlStats("orders")
+			return s.Ready+s.Reserved == 0, fmt.Sprint(s)
+		})
+		stableFor(t, 500*time.Millisecond, "no second job with the key runs", func() (bool, string) {
+			n := len(records(t, out))
+			return n == 1, fmt.Sprintf("%d records", n)
+		})
+	})
+}

@@ -133,6 +133,7 @@ func TestSchemaRefusesWhatThePluginRefuses(t *testing.T) {
 		{"dashboard token too short", "sql:\n  dashboard:\n    auth:\n      token: abc\n", "token"},
 		{"unknown dashboard auth option", "sql:\n  dashboard:\n    auth:\n      password: x\n", "password"},
 		{"dashboard retention not a duration", "sql:\n  dashboard:\n    history_retention: 7\n", "history_retention"},
+		{"unique_while not one of its values", pipelineDoc("unique_while: running"), "unique_while"},
 		{"unknown schedule option", "sql:\n  schedules:\n    - {name: a, cron: '* * * * *', pipeline: p, job: j, every: 1m}\n", "every"},
 		{"schedule without a cron", "sql:\n  schedules:\n    - {name: a, pipeline: p, job: j}\n", "cron"},
 		{"missed policy not known", "sql:\n  schedules:\n    - {name: a, cron: '* * * * *', pipeline: p, job: j, missed: all}\n", "missed"},

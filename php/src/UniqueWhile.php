@@ -10,9 +10,9 @@ namespace RrSql\Jobs;
  */
 enum UniqueWhile: string
 {
-    /** While the job is ready or delayed (the default). */
+    /** Until the job reaches a worker: while it is ready, delayed or claimed into a node's prefetch (the default). */
     case Waiting = 'waiting';
 
-    /** While it is waiting or at a worker. */
+    /** Until the job is acked or failed: while it waits, at a worker, and through its requeues. */
     case Active = 'active';
 }
