@@ -1,4 +1,4 @@
-.PHONY: demo test bench bench-monitor bench-flush bench-churn bench-quick schema
+.PHONY: demo test bench bench-monitor bench-flush bench-churn bench-dashboard bench-quick schema
 # Build rr with the sql driver and serve the example .rr.yaml with PHP workers.
 demo:
 	scripts/demo.sh
@@ -15,6 +15,10 @@ bench-flush:
 	scripts/bench.sh -flush-only
 bench-churn:
 	scripts/bench.sh -churn
+# The dashboard's pages against 1M queued jobs, and the statements per second of a page left open
+# (docs/bench/dashboard.md).
+bench-dashboard:
+	scripts/bench.sh -dashboard-only
 # The three in quick mode (churn 1m per database, smaller backlogs), into /tmp/bench-quick: a check
 # that they work, not figures.
 bench-quick:

@@ -16,6 +16,7 @@ import (
 	"github.com/roadrunner-server/api/v4/plugins/v4/jobs"
 	"github.com/roadrunner-server/endure/v2/dep"
 	"github.com/rr-sql/sqljobs/config"
+	"github.com/rr-sql/sqljobs/dashboard"
 	"github.com/rr-sql/sqljobs/driver"
 	"github.com/rr-sql/sqljobs/pipeline"
 	"github.com/rr-sql/sqljobs/rpc"
@@ -63,6 +64,9 @@ type Plugin struct {
 	stopRestore context.CancelFunc
 	// stopping is set when Endure stops the plugin: rr is shutting down.
 	stopping atomic.Bool
+	// dashCfg is sql.dashboard; dash its server while it runs.
+	dashCfg config.Dashboard
+	dash    *dashboard.Server
 	// schedules runs sql.schedules from Serve to Stop.
 	schedules *schedule.Scheduler
 }
@@ -88,6 +92,7 @@ func (p *Plugin) Init(cfg Configurer, log Logger) error {
 		_ = cfg.UnmarshalKey("rpc", &rpcCfg)
 	}
 	p.rpcAddr = rpcCfg.Listen
+	p.dashCfg = global.Dashboard
 	p.registry = pipeline.NewRegistry(global, p.log)
 	p.metrics = driver.NewMetrics(p.live)
 	p.schedules = schedule.New(global.Schedules, p.driver, p.log)
@@ -178,17 +183,33 @@ func (p *Plugin) Serve() chan error {
 			p.log.Error("restore declared pipelines", zap.Error(err))
 		}
 	}()
+	if p.dashCfg.Listen != "" {
+		dash, err := dashboard.New(p.dashCfg, (*dashSource)(p), p.RPC().(*rpc.Service), p.log.Named("dashboard"))
+		if err == nil {
+			err = dash.Start()
+		}
+		if err != nil {
+			errCh <- err
+			return errCh
+		}
+		p.dash = dash
+	}
 	return errCh
 }
 
 // Stop is Endure's shutdown signal (never sent for a jobs.Destroy). It ends a restore still
-// waiting for the RPC and the schedules; the drivers are stopped by the jobs plugin.
-func (p *Plugin) Stop(context.Context) error {
+// waiting for the RPC and the schedules, and the dashboard; the drivers are stopped by the jobs plugin.
+func (p *Plugin) Stop(ctx context.Context) error {
 	p.stopping.Store(true)
 	if p.stopRestore != nil {
 		p.stopRestore()
 	}
 	p.schedules.Stop()
+	if p.dash != nil {
+		if err := p.dash.Stop(ctx); err != nil {
+			p.log.Warn("stop the dashboard", zap.Error(err))
+		}
+	}
 	return nil
 }
 
@@ -218,9 +239,10 @@ func (p *Plugin) newDriver(pc *config.Pipeline, pq jobs.Queue, pipe jobs.Pipelin
 		return nil, err
 	}
 	d := driver.New(pc, conn, pq, driver.Env{Log: p.log, Tracer: p.tracer, Prop: p.prop, Metrics: p.metrics,
-		Destroyed: p.destroyed,
-		Gone:      func(d *driver.Driver) { p.drivers.CompareAndDelete(pc.Name, d) },
-		Pipeline:  p.driver,
+		Destroyed:        p.destroyed,
+		Gone:             func(d *driver.Driver) { p.drivers.CompareAndDelete(pc.Name, d) },
+		Pipeline:         p.driver,
+		HistoryRetention: p.dashCfg.HistoryRetention,
 	})
 	d.InheritPriority(pipe.Priority())
 	p.drivers.Store(pc.Name, d)

@@ -56,6 +56,8 @@ type settings struct {
 	churnProducer                                 string
 	batchJobs                                     int   // batch.md: jobs per batch size and round
 	batchSizes                                    []int // batch.md
+	dashboardSizes                                []int // dashboard.md: the backlogs
+	dashboardWindow                               time.Duration
 }
 
 func main() {
@@ -97,6 +99,9 @@ func main() {
 	batchOnly := flag.Bool("batch-only", false, "run only the one-commit batches (sql.PushBatch against jobs.PushBatch) and write batch.md")
 	flag.IntVar(&st.batchJobs, "batch-jobs", 20_000, "batch.md: jobs pushed per batch size and round")
 	batchSizes := flag.String("batch-sizes", "100,1000", "batch.md: the batch sizes")
+	dashboardOnly := flag.Bool("dashboard-only", false, "run only the dashboard's pages against the backlog and write dashboard.md")
+	dashboardSizes := flag.String("dashboard-sizes", "1000000", "dashboard.md: the backlogs the pages are timed against")
+	flag.DurationVar(&st.dashboardWindow, "dashboard-window", time.Minute, "dashboard.md: how long the statements are counted, idle and with each page polled")
 	quick := flag.Bool("quick", false, "shorter runs to check that the bench works (not for figures): flags not given take quick values")
 	flag.Parse()
 	if *quick {
@@ -129,6 +134,9 @@ func main() {
 	if st.monitorSizes, err = jobCounts(*monitorSizes); err != nil || len(st.monitorSizes) == 0 {
 		fail("-monitor-sizes: %q is not a list of job counts", *monitorSizes)
 	}
+	if st.dashboardSizes, err = jobCounts(*dashboardSizes); err != nil || len(st.dashboardSizes) == 0 {
+		fail("-dashboard-sizes: %q is not a list of job counts", *dashboardSizes)
+	}
 	if st.batchSizes, err = jobCounts(*batchSizes); err != nil || len(st.batchSizes) == 0 || slices.Contains(st.batchSizes, 0) || st.batchJobs < 1 {
 		fail("-batch-sizes: %q is not a list of batch sizes (at least 1 each), or -batch-jobs is below 1", *batchSizes)
 	}
@@ -159,7 +167,7 @@ func main() {
 
 	memory, boltdb, sqliteNormal, backends := defineTargets(pgDSN, myDSN)
 
-	if *monitorOnly || *flushOnly || *churn || *batchOnly {
+	if *monitorOnly || *flushOnly || *churn || *batchOnly || *dashboardOnly {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			fail("%v", err)
 		}
@@ -180,6 +188,9 @@ func main() {
 		}
 		if *batchOnly {
 			write("batch.md", batchReport(runBatch(bin, root, memory, backends, st), st))
+		}
+		if *dashboardOnly {
+			write("dashboard.md", dashboardReport(runDashboard(bin, root, backends, st), st))
 		}
 		return
 	}
@@ -233,7 +244,8 @@ var quickValues = map[string]string{
 	"monitor-sizes": "10000,100000", "monitor-calls": "20",
 	"flush-jobs": "100000", "flush-baseline": "5s",
 	"churn-duration": "1m", "churn-bucket": "10s",
-	"batch-jobs": "2000",
+	"batch-jobs":      "2000",
+	"dashboard-sizes": "100000", "dashboard-window": "15s",
 }
 
 // jobCounts parses a comma-separated list of job counts.

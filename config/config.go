@@ -58,6 +58,7 @@ type Global struct {
 	Connections map[string]*Connection
 	// Schedules are the `sql.schedules` entries, by name.
 	Schedules []*Schedule
+	Dashboard Dashboard
 }
 
 var connectionKeys = []string{"dialect", "dsn", "max_open_conns", "synchronous", "busy_timeout", "heartbeat_interval", "node_ttl", "migrate",
@@ -71,9 +72,15 @@ func ParseGlobal(raw map[string]any) (*Global, error) {
 	top := newOptions("sql", raw)
 	conns := top.Map("connections")
 	rawSchedules, _ := top.lookup("schedules")
-	if err := top.Err([]string{"connections", "schedules"}); err != nil {
+	dash := top.Map("dashboard")
+	if err := top.Err([]string{"connections", "schedules", "dashboard"}); err != nil {
 		return nil, err
 	}
+	dashboard, err := parseDashboard(dash)
+	if err != nil {
+		return nil, err
+	}
+	g.Dashboard = dashboard
 
 	names := make([]string, 0, len(conns))
 	for name := range conns {

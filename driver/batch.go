@@ -78,6 +78,7 @@ func PushBatch(ctx context.Context, batch []Batched) error {
 	}
 	for d, n := range pushed {
 		d.env.Metrics.countPushed(d.cfg.Name, "batch", n)
+		d.countPushed(int64(n))
 	}
 	for d, w := range wakes {
 		if w.now {

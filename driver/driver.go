@@ -48,6 +48,8 @@ type Env struct {
 	Gone func(*Driver)
 	// Pipeline finds another live sql pipeline of this rr by name (an overflow target).
 	Pipeline func(name string) (*Driver, bool)
+	// HistoryRetention is how long the dashboard's per-minute counts are kept (0: forever).
+	HistoryRetention time.Duration
 }
 
 // Driver is one pipeline.
@@ -85,6 +87,8 @@ type Driver struct {
 	// jobsPriority is the pipeline's priority as RoadRunner's jobs plugin reads it: what it gives a
 	// job pushed with priority 0 before Push, and what PushBatch gives it the same way.
 	jobsPriority int64
+
+	hist *history // the dashboard's per-minute counts
 }
 
 // New builds a pipeline's driver on an acquired connection; the consumer starts on Run or Resume.
@@ -96,6 +100,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 		log:  env.Log.With(zap.String("pipeline", cfg.Name)),
 		wake: make(chan struct{}, 1),
 		feed: &feeder{pq: pq, pipeline: cfg.Name, waiting: claimQueue{fair: cfg.GroupBy != ""}},
+		hist: newHistory(),
 	}
 	d.claims = newLedger(func(unanswered int) {
 		if cfg.Prefetch-unanswered >= d.refillAt() {
@@ -109,6 +114,7 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 	d.unsubscribe = conn.Subscribe(cfg.Queue, d.nudge)
 	d.releaseHold = conn.Hold(d)
 	d.startOverflow()
+	go d.recordHistory()
 	return d
 }
 
@@ -158,6 +164,7 @@ func (d *Driver) Push(ctx context.Context, msg jobs.Message) error {
 	}
 	if created {
 		d.env.Metrics.countPushed(d.cfg.Name, "push", 1)
+		d.countPushed(1)
 	}
 	return nil
 }
@@ -333,6 +340,7 @@ func (d *Driver) Tick(ctx context.Context, s Scheduled) (bool, error) {
 	}
 	if ok && wake != nil {
 		wake.nudge()
+		d.countPushed(1)
 	}
 	return ok, nil
 }
@@ -394,6 +402,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 			zap.Int("jobs", left))
 	}
 	d.writes.close(ctx)
+	d.stopHistory()
 	if d.declared && d.env.Destroyed != nil && d.env.Destroyed(d.cfg.Name) {
 		if derr := d.conn.Store.DeletePipeline(context.WithoutCancel(ctx), d.cfg.Name); derr != nil {
 			d.log.Error("forget destroyed pipeline", zap.Error(derr))
@@ -436,6 +445,13 @@ func (d *Driver) State(ctx context.Context) (*jobs.State, error) {
 	}
 	st.Active, st.Delayed, st.Reserved = c.Reserved, c.Delayed, c.Ready
 	return st, nil
+}
+
+// Consuming tells whether the pipeline claims jobs (false: paused, or never run).
+func (d *Driver) Consuming() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel != nil && !d.stopped
 }
 
 // Config is the pipeline's configuration.

@@ -87,6 +87,7 @@ func (j *Job) Context() ([]byte, error) {
 		// At most once: the job leaves the database now that a worker has it.
 		d.claims.answer(j.c)
 		d.writes.ack(j.c)
+		d.countProcessed()
 	} else {
 		d.writes.delivered(j.c)
 	}
@@ -97,6 +98,7 @@ func (j *Job) Context() ([]byte, error) {
 func (j *Job) Ack() error {
 	if j.d.claims.answer(j.c) {
 		j.d.writes.ack(j.c)
+		j.d.countProcessed()
 	}
 	return nil
 }
@@ -191,5 +193,6 @@ func (j *Job) fail(reason string, deliveries int64) error {
 		return fmt.Errorf("move job %s to failed jobs: %w", j.c.JobID, errLostClaim)
 	}
 	j.d.env.Metrics.countFailed(j.d.cfg.Name)
+	j.d.countFailed()
 	return nil
 }

@@ -121,6 +121,27 @@ func Pipelines(ctx context.Context, rpcAddr string) ([]string, error) {
 	return out.GetPipelines(), nil
 }
 
+// PauseResume pauses (or resumes) a pipeline through the jobs plugin's RPC (jobs.Pause,
+// jobs.Resume), as `rr jobs pause` and the PHP client do.
+func PauseResume(ctx context.Context, rpcAddr, pipeline string, resume bool) error {
+	if rpcAddr == "" {
+		return errors.New("the rpc plugin is not configured (rpc.listen)")
+	}
+	client, err := dialRPC(ctx, rpcAddr)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	method := "jobs.Pause"
+	if resume {
+		method = "jobs.Resume"
+	}
+	if err := client.Call(method, &jobsProto.Pipelines{Pipelines: []string{pipeline}}, &jobsProto.Empty{}); err != nil {
+		return fmt.Errorf("%s %s: %w", method, pipeline, err)
+	}
+	return nil
+}
+
 // dialRPC connects to RoadRunner's RPC listener, waiting for it to come up.
 func dialRPC(ctx context.Context, addr string) (*rpc.Client, error) {
 	network, address, ok := strings.Cut(addr, "://")

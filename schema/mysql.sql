@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: mysql DATABASE < schema/mysql.sql
 
--- The sql jobs driver's schema for mysql: migrations 0001 to 0011, each followed by the row that
+-- The sql jobs driver's schema for mysql: migrations 0001 to 0014, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -328,4 +328,22 @@ CREATE TABLE IF NOT EXISTS rr_schedules (
     PRIMARY KEY (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (11, '0011_schedules.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
+
+-- 0014_history.sql
+-- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
+-- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node
+-- wrote the minute. Each node adds its own row once a minute; readers sum the nodes.
+CREATE TABLE IF NOT EXISTS rr_history (
+    pipeline  VARCHAR(255) NOT NULL,
+    minute    BIGINT       NOT NULL,
+    node      VARCHAR(64)  NOT NULL,
+    pushed    BIGINT       NOT NULL DEFAULT 0,
+    processed BIGINT       NOT NULL DEFAULT 0,
+    failed    BIGINT       NOT NULL DEFAULT 0,
+    depth     BIGINT       NOT NULL DEFAULT 0,
+    PRIMARY KEY (pipeline, minute, node),
+    -- The retention's purge deletes by minute, whatever the pipeline (one destroyed long ago too).
+    KEY rr_history_minute (minute)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (14, '0014_history.sql', CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED));
 

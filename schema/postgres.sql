@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: psql -v ON_ERROR_STOP=1 --single-transaction -d DATABASE -f schema/postgres.sql
 
--- The sql jobs driver's schema for postgres: migrations 0001 to 0010, each followed by the row that
+-- The sql jobs driver's schema for postgres: migrations 0001 to 0013, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -350,4 +350,22 @@ CREATE TABLE rr_schedules (
     updated_at BIGINT NOT NULL
 );
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (10, '0010_schedules.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
+-- 0013_history.sql
+-- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
+-- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node
+-- wrote the minute. Each node adds its own row once a minute; readers sum the nodes.
+CREATE TABLE rr_history (
+    pipeline  TEXT   NOT NULL,
+    minute    BIGINT NOT NULL,
+    node      TEXT   NOT NULL,
+    pushed    BIGINT NOT NULL DEFAULT 0,
+    processed BIGINT NOT NULL DEFAULT 0,
+    failed    BIGINT NOT NULL DEFAULT 0,
+    depth     BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (pipeline, minute, node)
+);
+-- The retention's purge deletes by minute, whatever the pipeline (one destroyed long ago too).
+CREATE INDEX rr_history_minute ON rr_history (minute);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (13, '0013_history.sql', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
 

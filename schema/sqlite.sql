@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: sqlite3 -bail jobs.db < schema/sqlite.sql
 
--- The sql jobs driver's schema for sqlite: migrations 0001 to 0010, each followed by the row that
+-- The sql jobs driver's schema for sqlite: migrations 0001 to 0013, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -281,4 +281,22 @@ CREATE TABLE rr_schedules (
     updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (10, '0010_schedules.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
+-- 0013_history.sql
+-- The dashboard's history: per pipeline, per minute (unix milliseconds of its start) and per node,
+-- the jobs pushed, processed (acknowledged) and failed there, and the queue's depth when the node
+-- wrote the minute. Each node adds its own row once a minute; readers sum the nodes.
+CREATE TABLE rr_history (
+    pipeline  TEXT    NOT NULL,
+    minute    INTEGER NOT NULL,
+    node      TEXT    NOT NULL,
+    pushed    INTEGER NOT NULL DEFAULT 0,
+    processed INTEGER NOT NULL DEFAULT 0,
+    failed    INTEGER NOT NULL DEFAULT 0,
+    depth     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (pipeline, minute, node)
+);
+-- The retention's purge deletes by minute, whatever the pipeline (one destroyed long ago too).
+CREATE INDEX rr_history_minute ON rr_history (minute);
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (13, '0013_history.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 

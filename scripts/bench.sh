@@ -12,6 +12,9 @@
 #                                    database, autovacuum on, nothing settled: docs/bench/churn.md
 #   scripts/bench.sh -batch-only     batches of 100 and 1,000 jobs through sql.PushBatch (one commit a
 #                                    batch) against jobs.PushBatch, memory's included: docs/bench/batch.md
+#   scripts/bench.sh -dashboard-only each dashboard page timed against 1M queued jobs (10 pipelines), and
+#                                    the database statements per second while a page is left open:
+#                                    docs/bench/dashboard.md
 #   -before-rr PATH                  with -monitor-only or -flush-only: an older rr measured beside
 #   -rr PATH                         measure a prebuilt rr instead of building cmd/rr
 #   -only REGEXP                     only the targets whose name matches, e.g. '^sql/sqlite$'

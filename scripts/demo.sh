@@ -19,6 +19,7 @@ php examples/push.php 5 reports
 sleep 1
 .bin/rr workers -c .rr.yaml
 echo "jobs persist in rr-jobs.db; watch live with: .bin/rr workers -i -c .rr.yaml" >&2
+echo "dashboard: open http://127.0.0.1:8089/ (sql.dashboard in .rr.yaml)" >&2
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"

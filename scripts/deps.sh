@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian machine: php-cli (the PHP workers)
-# and, for the tests (--servers), PHP's PDO drivers and mariadb-server (PostgreSQL 15 is part of the
-# machine image; installed here too if it is missing). Runs apt only for what is missing.
+# and, for the tests (--servers), PHP's PDO drivers, mariadb-server (PostgreSQL 15 is part of the
+# machine image; installed here too if it is missing) and chromium (the dashboard's browser tests).
+# Runs apt only for what is missing.
 set -euo pipefail
 want=()
 command -v php >/dev/null || want+=(php-cli)
@@ -11,6 +12,7 @@ if [ "${1:-}" = "--servers" ]; then
     php -m 2>/dev/null | grep -qx "${pair%%:*}" || want+=("${pair#*:}")
   done
   command -v mariadbd >/dev/null || want+=(mariadb-server)
+  command -v chromium >/dev/null || want+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
 fi
 if [ ${#want[@]} -gt 0 ]; then

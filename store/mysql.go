@@ -46,6 +46,11 @@ var mysqlDialect = dialect{
 		var me *mysql.MySQLError
 		return errors.As(err, &me) && me.Number == 1062 // ER_DUP_ENTRY
 	},
+	// VALUES(): MariaDB has no row alias in INSERT (MySQL 8 still takes VALUES()).
+	addHistory: `INSERT INTO rr_history (pipeline, minute, node, pushed, processed, failed, depth)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE pushed = pushed + VALUES(pushed), processed = processed + VALUES(processed),
+			failed = failed + VALUES(failed), depth = VALUES(depth)`,
 	lockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		var got sql.NullInt64
 		if err := c.QueryRowContext(ctx, `SELECT GET_LOCK('rr_sql_migrations', 60)`).Scan(&got); err != nil {

@@ -260,6 +260,11 @@ func (s *sqlStore) ListFailed(ctx context.Context, queue string, afterID int64, 
 	if err != nil {
 		return nil, fmt.Errorf("list failed jobs of %s: %w", queue, err)
 	}
+	return scanFailed(rows)
+}
+
+// scanFailed reads rows of failed jobs (the columns of ListFailed).
+func scanFailed(rows *sql.Rows) ([]FailedJob, error) {
 	defer rows.Close()
 	var out []FailedJob
 	for rows.Next() {
@@ -271,6 +276,7 @@ func (s *sqlStore) ListFailed(ctx context.Context, queue string, afterID int64, 
 		if err := rows.Scan(&f.ID, &f.JobID, &f.Queue, &f.Name, &f.Payload, &headers, &f.Attempts, &f.Error, &at); err != nil {
 			return nil, err
 		}
+		var err error
 		if f.Headers, err = decodeHeaders(headers); err != nil {
 			f.Headers = map[string][]string{} // a row that failed for its headers still lists
 		}

@@ -38,6 +38,7 @@ var postgresDialect = dialect{
 	groupPage:  recursiveGroupPage,
 	groupNames: waitingGroupNames,
 	claimHeads: postgresClaimHeads,
+	addHistory: addHistoryOnConflict,
 	// A round trip per statement: 500 rows (4,500 of the 65,535 placeholders a statement takes)
 	// inserted 1,000 jobs in a quarter or less of the time of a prepared one-row INSERT per job.
 	rowsPerInsert: 500,

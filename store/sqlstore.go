@@ -87,6 +87,9 @@ type dialect struct {
 	// The queue's turn is held, so no other group claim competes for these rows; it still takes
 	// only unreserved ones (an operator's Flush or Move may have taken some meanwhile).
 	claimHeads func(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs, heads []groupHead) (map[string][]Job, error)
+	// addHistory adds a node's counts to its row of a pipeline's minute, replacing the depth.
+	// Arguments: pipeline, minute, node, pushed, processed, failed, depth.
+	addHistory string
 }
 
 // sqlStore implements Store on database/sql for every dialect.

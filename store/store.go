@@ -222,6 +222,8 @@ type Store interface {
 	Ops
 	// Declared keeps pipelines created at runtime.
 	Declared
+	// History is the dashboard's per-minute counts and views.
+	History
 
 	// ClockSkew is how far the database's clock is ahead of this node's (0 on SQLite, where they
 	// are one): nothing depends on it, but a node minutes off is worth a warning.

@@ -64,7 +64,7 @@ func serverDSN(t testing.TB, env string) string {
 // (the integration suites use databases of their own).
 func emptied(t testing.TB, s Store) Store {
 	db := s.(*sqlStore).w
-	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines", "rr_queues", "rr_overflow", "rr_counts", "rr_schedules"} {
+	for _, table := range []string{"rr_jobs", "rr_failed_jobs", "rr_nodes", "rr_pipelines", "rr_queues", "rr_overflow", "rr_counts", "rr_schedules", "rr_history"} {
 		if _, err := db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 			t.Fatal(err)
 		}
@@ -712,7 +712,7 @@ func TestConcurrentClaimAckExtendDoNotConflict(t *testing.T) {
 func dropSchema(t *testing.T, st *sqlStore) {
 	t.Helper()
 	drop := []string{"DROP TABLE rr_jobs", "DROP TABLE rr_failed_jobs", "DROP TABLE rr_nodes", "DROP TABLE rr_pipelines", "DROP TABLE rr_schema_migrations",
-		"DROP TABLE rr_queues", "DROP TABLE rr_overflow", "DROP TABLE rr_counts", "DROP TABLE rr_schedules"}
+		"DROP TABLE rr_queues", "DROP TABLE rr_overflow", "DROP TABLE rr_counts", "DROP TABLE rr_schedules", "DROP TABLE rr_history"}
 	if st.Dialect() == "postgres" {
 		for _, f := range []string{"rr_jobs_notify", "rr_jobs_count_insert", "rr_jobs_count_update", "rr_jobs_count_delete", "rr_failed_jobs_count"} {
 			drop = append(drop, "DROP FUNCTION IF EXISTS "+f+" CASCADE")

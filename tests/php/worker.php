@@ -17,6 +17,8 @@
  *       requeue_until   (legacy) same as "requeue_until_header": <"header"> with action ack
  *       fail_until      fail while the job's "x-sql-delivery" header (the delivery number the sql
  *                       driver adds) is below "attempt" (default 2), then ack
+ *       nack_until_file NACK (type 3, requeue false) while the file named by "file" does not exist,
+ *                       then ack: a job that fails until the test fixes what it needs
  *   "delay_seconds" delay for requeue / nack_requeue (alias: "delay"); default 0
  *   "headers"       object string => array of strings, sent with requeue
  *   "message"       the NACK message or the ERROR frame's text
@@ -216,6 +218,9 @@ while (true) {
     if (is_int($task['requeue_times'] ?? null) && (int)($headers['requeues'][0] ?? 0) < $task['requeue_times']) {
         $replyHeaders['requeues'] = [(string)((int)($headers['requeues'][0] ?? 0) + 1)];
         $action = 'requeue';
+    }
+    if ($action === 'nack_until_file') {
+        $action = is_string($task['file'] ?? null) && file_exists($task['file']) ? 'ack' : 'nack';
     }
     if ($action === 'fail_until') {
         $attempt = (int)($headers['x-sql-delivery'][0] ?? 1);
