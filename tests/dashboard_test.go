@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -365,13 +366,21 @@ func browser(t *testing.T, w, h int64, emulate ...chromedp.EmulateViewportOption
 	return ctx
 }
 
-// screenshot saves the page as docs/NAME.png (the README shows them).
+// screenshot saves the page as NAME.png in $SQLJOBS_SCREENSHOTS, by default a folder under the
+// system's temporary directory (its path is logged): a test run leaves the tree as it was. The
+// README's pictures are made with SQLJOBS_SCREENSHOTS=../docs.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png := run(t, ctx, chromedp.FullScreenshot(100))
-	if err := os.WriteFile(filepath.Join("..", "docs", name+".png"), png, 0o644); err != nil {
+	dir := cmp.Or(os.Getenv("SQLJOBS_SCREENSHOTS"), filepath.Join(os.TempDir(), "sqljobs-screenshots"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	file := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", file)
 }
 
 // TestDashboardInBrowser: the overview shows the pipelines with their counts; Pause clicked on a
