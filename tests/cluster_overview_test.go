@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // clusterPipeline is a line of /api/overview with the cluster fields.
@@ -101,6 +103,19 @@ func TestDashboardOverviewShowsClusterPipelines(t *testing.T) {
 		resp.Body.Close()
 		if page := httpGet(t, base+"/pipelines/there"); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "runs on another node") {
 			t.Errorf("the page of there = %d, want 404 explaining it runs on another node:\n%s", resp.StatusCode, page)
+		}
+		if b.name == "sqlite" { // the layout is the same on every database
+			// The rows of other nodes' pipelines keep the overview within a phone's width.
+			phone := browser(t, 390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait)
+			do(t, phone, chromedp.Navigate(base+"/"), chromedp.WaitReady(chromedp.CSS("main")))
+			wide := run(t, phone, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+			if len(wide) != 2 || wide[0] > wide[1] {
+				t.Errorf("the overview at 390px: scrollWidth %v exceeds the viewport", wide)
+			}
+			screenshot(t, phone, "dashboard-cluster-phone")
+			laptop := browser(t, 1280, 700)
+			do(t, laptop, chromedp.Navigate(base+"/"), chromedp.WaitReady(chromedp.CSS("main")))
+			screenshot(t, laptop, "dashboard-cluster")
 		}
 	})
 }
