@@ -39,6 +39,15 @@ type APIMinute struct {
 type APIPipeline struct {
 	rpc.PipelineStats
 	Consuming bool `json:"consuming"`
+	// State is consuming or paused; elsewhere for a pipeline of another node whose state is
+	// known there only (one from its .rr.yaml).
+	State string `json:"state"`
+	// OnAnotherNode: the pipeline runs on another node sharing the database, not on this one.
+	OnAnotherNode bool `json:"on_another_node"`
+	// CountsKnown is false when the pipeline's queue is unknown here (another node's pipeline from
+	// its configuration): ready, delayed, reserved and failed are then zero, last_minute holds
+	// the depth its node recorded.
+	CountsKnown bool `json:"counts_known"`
 	// LastMinute is what the cluster did in the last complete minute (null when no node recorded it).
 	LastMinute *APIMinute `json:"last_minute"`
 	Error      string     `json:"error,omitempty"`
@@ -56,7 +65,8 @@ func apiMinute(b bucket) APIMinute {
 func apiPipeline(r row) APIPipeline {
 	st := rpc.PipelineStats{Pipeline: r.Name, Queue: r.Queue, Connection: r.Connection,
 		Ready: r.Ready, Delayed: r.Delayed, Reserved: r.Reserved, Failed: r.Failed, OldestReadyMs: r.OldestReadyMs}
-	out := APIPipeline{PipelineStats: st, Consuming: r.Consuming, Error: r.Err}
+	out := APIPipeline{PipelineStats: st, Consuming: r.Consuming, State: r.State(), OnAnotherNode: r.Elsewhere,
+		CountsKnown: r.Queue != "" && r.Err == "", Error: r.Err}
 	if r.Last.Known {
 		m := apiMinute(r.Last)
 		out.LastMinute = &m
@@ -70,7 +80,7 @@ func (s *Server) apiOverview(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Pipelines []APIPipeline `json:"pipelines"`
 	}{Pipelines: []APIPipeline{}}
-	for _, x := range s.rows(ctx, s.src.Pipelines(), spanHour) {
+	for _, x := range s.rows(ctx, s.cluster(ctx, s.src.Pipelines()), spanHour) {
 		out.Pipelines = append(out.Pipelines, apiPipeline(x))
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -40,13 +40,19 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Pipeline is one sql pipeline of this node as the dashboard shows it.
+// Pipeline is one sql pipeline of the cluster as the dashboard shows it: one of this node, or
+// (Elsewhere) one another node runs on a connection this node uses.
 type Pipeline struct {
-	Name       string
+	Name string
+	// Queue is "" for a pipeline of another node that was not declared: its queue is in that
+	// node's configuration only, so its counts are unknown here (its history is not).
 	Queue      string
 	Connection string
 	Consuming  bool
 	GroupBy    string
+	// Elsewhere: the pipeline does not run on this node but on another node sharing the database.
+	// Declared tells whether jobs.Declare created it (then Consuming is the cluster's state of it).
+	Elsewhere, Declared bool
 	// Options are the pipeline's options as shown (name, value), in a fixed order.
 	Options [][2]string
 	Store   store.Store
@@ -265,4 +271,17 @@ func loopbackHost(hostport string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// State is the pipeline's state as shown: consuming, paused, or elsewhere (another node's
+// pipeline from its configuration, whose state only that node knows).
+func (p Pipeline) State() string {
+	switch {
+	case p.Elsewhere && !p.Declared:
+		return "elsewhere"
+	case p.Consuming:
+		return "consuming"
+	default:
+		return "paused"
+	}
 }

@@ -90,7 +90,16 @@ func (s *Server) rows(ctx context.Context, pipes []Pipeline, sp span) []row {
 	for _, p := range pipes {
 		r := row{Pipeline: p}
 		var st rpc.StatsResponse
-		if err := s.svc.Stats(&rpc.StatsRequest{Pipelines: []string{p.Name}}, &st); err != nil {
+		if p.Elsewhere {
+			if p.Queue != "" {
+				if x, err := p.Store.Stats(ctx, p.Queue); err != nil {
+					r.Err = err.Error()
+				} else {
+					r.Ready, r.Delayed, r.Reserved, r.Failed, r.OldestReady = x.Ready, x.Delayed, x.Reserved, x.Failed, x.OldestReady
+					r.OldestReadyMs = x.OldestReady.Milliseconds()
+				}
+			}
+		} else if err := s.svc.Stats(&rpc.StatsRequest{Pipelines: []string{p.Name}}, &st); err != nil {
 			r.Err = err.Error()
 		} else if len(st.Stats) == 1 {
 			x := st.Stats[0]
@@ -104,6 +113,54 @@ func (s *Server) rows(ctx context.Context, pipes []Pipeline, sp span) []row {
 		r.Spark = chartSVG(bs, sp, 160, 32, false)
 		out = append(out, r)
 	}
+	return out
+}
+
+// recentSpan is how far back a minute of history shows that some node runs a pipeline: every node
+// writes one row per pipeline each minute (a little after it ends), so a few minutes tolerate a
+// late write without keeping a stopped node's pipelines long.
+const recentSpan = 5 * time.Minute
+
+// cluster adds to this node's pipelines (live, in name order) those other nodes run on the same
+// connections: the ones with recent history and the declared ones, marked Elsewhere. Two cheap
+// reads per connection (the history's minute index, the few declared rows).
+func (s *Server) cluster(ctx context.Context, live []Pipeline) []Pipeline {
+	known := map[string]bool{}
+	for _, p := range live {
+		known[p.Name] = true
+	}
+	out := slices.Clone(live)
+	since := time.Now().Truncate(time.Minute).Add(-recentSpan)
+	for _, c := range s.src.Connections() {
+		declared, err := c.Store.DeclaredPipelines(ctx)
+		if err != nil {
+			s.log.Warn("dashboard: declared pipelines", zap.String("connection", c.Name), zap.Error(err))
+		}
+		recent, err := c.Store.RecentPipelines(ctx, since)
+		if err != nil {
+			s.log.Warn("dashboard: pipelines of other nodes", zap.String("connection", c.Name), zap.Error(err))
+		}
+		for _, d := range declared {
+			if known[d.Name] {
+				continue
+			}
+			known[d.Name] = true
+			queue := d.Options["queue"]
+			if queue == "" {
+				queue = d.Name
+			}
+			out = append(out, Pipeline{Name: d.Name, Queue: queue, Connection: c.Name, Consuming: d.Consuming,
+				Elsewhere: true, Declared: true, Store: c.Store})
+		}
+		for _, name := range recent {
+			if known[name] {
+				continue
+			}
+			known[name] = true
+			out = append(out, Pipeline{Name: name, Connection: c.Name, Elsewhere: true, Store: c.Store})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -131,7 +188,7 @@ func (s *Server) history(ctx context.Context, pipes []Pipeline, sp span) map[str
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
-	rows := s.rows(ctx, s.src.Pipelines(), spanHour)
+	rows := s.rows(ctx, s.cluster(ctx, s.src.Pipelines()), spanHour)
 	var total struct{ Ready, Delayed, Reserved, Failed, Processed, FailedMin int64 }
 	for _, x := range rows {
 		total.Ready += x.Ready
@@ -145,13 +202,19 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pipeline(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.src.Pipeline(r.PathValue("name"))
-	if !ok {
-		s.render(w, r, "missing", page{Title: "Not found", Status: http.StatusNotFound, Problem: "No sql pipeline " + strconv.Quote(r.PathValue("name")) + " on this node."})
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
+	p, ok := s.src.Pipeline(r.PathValue("name"))
+	if !ok {
+		problem := "No sql pipeline " + strconv.Quote(r.PathValue("name")) + " on this node."
+		for _, o := range s.cluster(ctx, nil) {
+			if o.Name == r.PathValue("name") {
+				problem = "The sql pipeline " + strconv.Quote(o.Name) + " runs on another node (connection " + o.Connection + "): its page is on that node's dashboard; the overview shows its counts."
+			}
+		}
+		s.render(w, r, "missing", page{Title: "Not found", Status: http.StatusNotFound, Problem: problem})
+		return
+	}
 	sp := spanOf(r.URL.Query().Get("range"))
 	var st rpc.StatsResponse
 	problem := ""

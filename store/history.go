@@ -31,6 +31,10 @@ type History interface {
 	// nodes (the depth is the largest any node saw), in pipeline then minute order. Minutes
 	// without a row are absent.
 	ReadHistory(ctx context.Context, pipelines []string, since time.Time) ([]HistoryMinute, error)
+	// RecentPipelines names the pipelines any node wrote history for from since on, in name
+	// order: with the declared ones, the pipelines the cluster runs on this database (a node writes
+	// a row per pipeline each minute). It reads the minutes' index, not the backlog.
+	RecentPipelines(ctx context.Context, since time.Time) ([]string, error)
 	// PruneHistory deletes the minutes older than retention (by the database's clock), of every
 	// pipeline: those of pipelines destroyed since go too.
 	PruneHistory(ctx context.Context, retention time.Duration) (int64, error)
@@ -113,6 +117,26 @@ func (s *sqlStore) ReadHistory(ctx context.Context, pipelines []string, since ti
 		}
 	}
 	return out, nil
+}
+
+func (s *sqlStore) RecentPipelines(ctx context.Context, since time.Time) ([]string, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, s.r, `SELECT DISTINCT pipeline FROM rr_history WHERE minute >= ? ORDER BY pipeline`, since.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("list the pipelines with recent history: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list the pipelines with recent history: %w", err)
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
 }
 
 func (s *sqlStore) PruneHistory(ctx context.Context, retention time.Duration) (int64, error) {

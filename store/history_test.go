@@ -162,3 +162,31 @@ func TestSearchFailed(t *testing.T) {
 		}
 	})
 }
+
+// TestRecentPipelines: the pipelines any node wrote a minute for from the given minute on, each
+// once, in name order; older minutes do not count.
+func TestRecentPipelines(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		now := time.Now().Truncate(time.Minute)
+		if err := s.AddHistory(ctx, "a", []HistoryMinute{{Pipeline: "here", Minute: now}, {Pipeline: "gone", Minute: now.Add(-10 * time.Minute)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddHistory(ctx, "b", []HistoryMinute{{Pipeline: "elsewhere", Minute: now.Add(-time.Minute), Depth: 3}, {Pipeline: "here", Minute: now}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.RecentPipelines(ctx, now.Add(-5*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != "[elsewhere here]" {
+			t.Fatalf("recent pipelines = %q, want [elsewhere here]", got)
+		}
+		none, err := s.RecentPipelines(ctx, now.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(none) != 0 {
+			t.Fatalf("recent pipelines after the last minute = %q, want none", none)
+		}
+	})
+}
