@@ -123,7 +123,7 @@ func (s *sqlStore) RecentPipelines(ctx context.Context, since time.Time) ([]stri
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, s.r, `SELECT DISTINCT pipeline FROM rr_history WHERE minute >= ? ORDER BY pipeline`, since.UnixMilli())
+	rows, err := s.query(ctx, s.r, `SELECT DISTINCT pipeline FROM rr_history`+s.d.historyByMinute+` WHERE minute >= ? ORDER BY pipeline`, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("list the pipelines with recent history: %w", err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -187,6 +188,27 @@ func TestRecentPipelines(t *testing.T) {
 		}
 		if len(none) != 0 {
 			t.Fatalf("recent pipelines after the last minute = %q, want none", none)
+		}
+		// SQLite's planner would walk the whole primary key (a week of minutes of every pipeline
+		// and node) for its order; the minute index reads the recent minutes alone.
+		if st := s.(*sqlStore); st.d.name == "sqlite" {
+			var plan []string
+			rows, err := st.r.QueryContext(ctx, st.d.explain+`SELECT DISTINCT pipeline FROM rr_history`+st.d.historyByMinute+` WHERE minute >= ? ORDER BY pipeline`, now.UnixMilli())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			if !strings.Contains(strings.Join(plan, "; "), "USING INDEX rr_history_minute") {
+				t.Fatalf("the recent pipelines' plan is %q: want a search of rr_history_minute", plan)
+			}
 		}
 	})
 }

@@ -34,7 +34,7 @@ type SQLiteOptions struct {
 var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqliteClaimSQL,
 	explainPrefix: "EXPLAIN QUERY PLAN ", explain: "EXPLAIN QUERY PLAN ", insertIgnore: insertOnConflictDoNothing,
 	groupPage: recursiveGroupPage, claimHeads: sqliteClaimHeads,
-	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED",
+	groupNames: waitingGroupNames, primaryKeyScan: " NOT INDEXED", historyByMinute: " INDEXED BY rr_history_minute",
 	// In process, a statement costs no round trip: a prepared one-row INSERT per job took 1,000
 	// jobs in 13 ms here, statements of 20 rows 21 ms and of 500 rows 120 ms (parsing and binding
 	// a long statement costs more than it saves).

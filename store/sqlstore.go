@@ -51,6 +51,9 @@ type dialect struct {
 	// primaryKeyScan makes a read walk the primary key (Flush and Move page along it in id order)
 	// where the planner would rather take the queue's index and sort what it finds.
 	primaryKeyScan string
+	// historyByMinute makes a read of rr_history's recent minutes use its minute index, where the
+	// planner would rather walk the whole primary key for its (pipeline) order (SQLite).
+	historyByMinute string
 	// forUpdate locks the rows a read selects until the transaction ends ("" where one write
 	// transaction runs at a time anyway).
 	forUpdate string
