@@ -118,6 +118,11 @@ func (c *Conn) Subscribe(queue string, wake func()) (unsubscribe func()) {
 		c.subMu.Lock()
 		defer c.subMu.Unlock()
 		delete(c.subs[queue], key)
+		// A queue nobody listens to any more leaves no entry: pipelines declared and destroyed by
+		// the thousand would each leave an empty set behind.
+		if len(c.subs[queue]) == 0 {
+			delete(c.subs, queue)
+		}
 	}
 }
 

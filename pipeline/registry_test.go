@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,5 +116,31 @@ func TestADeclaredDeadNodeComesBackUnderANewID(t *testing.T) {
 	}
 	if !c.Alive() {
 		t.Fatal("the node registered again but does not count itself alive")
+	}
+}
+
+// TestUnsubscribeLeavesNoQueueBehind: the wake-up callbacks of a queue go with its last
+// subscriber, so pipelines declared and destroyed by the thousand leave nothing in the connection.
+func TestUnsubscribeLeavesNoQueueBehind(t *testing.T) {
+	c := openConn(t)
+	keep := c.Subscribe("kept", func() {})
+	defer keep()
+	woken := 0
+	for i := range 1000 {
+		queue := fmt.Sprint("dyn-", i)
+		first := c.Subscribe(queue, func() { woken++ })
+		second := c.Subscribe(queue, func() { woken++ })
+		first()
+		c.notify(queue) // the second still listens
+		second()
+		c.notify(queue) // nobody does
+	}
+	if woken != 1000 {
+		t.Fatalf("%d wake-ups, want 1000 (one per queue, while its second subscriber listened)", woken)
+	}
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	if len(c.subs) != 1 || c.subs["kept"] == nil {
+		t.Fatalf("%d queues left subscribed after unsubscribing 1000 (want only \"kept\")", len(c.subs))
 	}
 }
