@@ -481,6 +481,10 @@ func TestDiskFullAcksLand(t *testing.T) {
 		c := len(readRecords(t, out))
 		return c >= 200, fmt.Sprint(c)
 	})
+	// SQLite reuses its WAL file once it has reached its size (4 MB after the pushes), so acks
+	// written into it need no new disk space and a full disk alone may never fail one. Emptying
+	// the WAL first makes the next commits grow it, onto the full disk.
+	truncateWAL(t, filepath.Join(dir, "jobs.db"))
 	filler := filepath.Join(dir, "filler")
 	f, err := os.Create(filler)
 	if err != nil {
@@ -509,6 +513,24 @@ func TestDiskFullAcksLand(t *testing.T) {
 	if len(ran) != total || recs != total {
 		t.Fatalf("%d of %d jobs run, %d runs in all", len(ran), total, recs)
 	}
+}
+
+// truncateWAL checkpoints an SQLite database and truncates its WAL file to zero bytes, retrying
+// while a running rr's transactions keep the checkpoint from completing.
+func truncateWAL(t *testing.T, file string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", file+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	waitFor(t, 30*time.Second, "the WAL truncated", func() (bool, string) {
+		var busy, logFrames, checkpointed int
+		if err := db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed); err != nil {
+			return false, err.Error()
+		}
+		return busy == 0, fmt.Sprintf("checkpoint busy, %d of %d frames checkpointed", checkpointed, logFrames)
+	})
 }
 
 // TestDeletedSQLiteFileRefusesPushes: the SQLite file deleted under a running rr: pushes fail
