@@ -326,15 +326,32 @@ func encodeHeaders(h map[string][]string) ([]byte, error) {
 // by hand (the transactional enqueue) may hold a plain string for a one-value header, or null:
 // both are read the way they obviously mean. Anything else is an error for this row alone.
 func decodeHeaders(b []byte) (map[string][]string, error) {
-	h := map[string][]string{}
 	if len(b) == 0 {
+		return map[string][]string{}, nil
+	}
+	// What this driver writes decodes in one pass; the lenient reading below decodes each value
+	// again, which cost a job as much as the rest of its claim's scan.
+	var h map[string][]string
+	if err := json.Unmarshal(b, &h); err == nil {
+		for name, values := range h {
+			if values == nil { // a null header is no header, as below
+				delete(h, name)
+			}
+		}
+		if h == nil {
+			h = map[string][]string{}
+		}
 		return h, nil
 	}
+	h = map[string][]string{}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("headers are not a JSON object of string lists: %w", err)
 	}
 	for name, v := range raw {
+		if string(v) == "null" {
+			continue
+		}
 		var values []string
 		if err := json.Unmarshal(v, &values); err == nil {
 			h[name] = values
@@ -343,9 +360,6 @@ func decodeHeaders(b []byte) (map[string][]string, error) {
 		var one string
 		if err := json.Unmarshal(v, &one); err == nil {
 			h[name] = []string{one}
-			continue
-		}
-		if string(v) == "null" {
 			continue
 		}
 		return nil, fmt.Errorf("header %q is %s: want a string or a list of strings", name, v)
