@@ -10,8 +10,9 @@ import (
 type result struct {
 	target                      string
 	pushPerSec, batchPerSec     float64
-	drainPerSec                 float64   // the median of drainRounds
-	drainRounds                 []float64 // one per round, in the order run
+	drainPerSec                 float64     // the median of drainRounds
+	drainRounds                 []float64   // one per round, in the order run
+	drainCPU                    []cpuPerJob // one per round: what the drained jobs cost in CPU
 	p50, p99                    time.Duration
 	idleClaimsPerSec, idleCPUPc float64
 	idleQueriesPerSec           float64 // MariaDB only: the server's own count of statements (0: not measured)
@@ -44,14 +45,15 @@ func runRows(bin, root string, targets []func() target, st settings) []result {
 		for _, next := range repeated {
 			tg := next()
 			fmt.Fprintf(os.Stderr, "== drain round %d: %s\n", round, tg.name)
-			rate, err := drainRound(bin, root, tg, st)
+			rate, cpu, err := drainRound(bin, root, tg, st)
 			if err != nil {
 				fail("%s: %v", tg.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "   %.0f jobs/s\n", rate)
+			fmt.Fprintf(os.Stderr, "   %.0f jobs/s, %s\n", rate, cpu)
 			for i := range results {
 				if results[i].target == tg.name {
 					results[i].drainRounds = append(results[i].drainRounds, rate)
+					results[i].drainCPU = append(results[i].drainCPU, cpu)
 				}
 			}
 		}
@@ -92,13 +94,15 @@ func measureRow(bin, root string, tg target, st settings) (result, error) {
 	r.batchPerSec = float64(st.drainJobs) / time.Since(start).Seconds()
 	total := st.pushJobs + st.drainJobs
 	claims0, acks0, ackSec0 := claimCount(rr.metricsAddr), metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_count"), metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_sum")
-	start = time.Now()
+	start, cpuStart := time.Now(), sampleCPU(rr.cmd.Process.Pid)
 	if err := rr.resume(); err != nil {
 		return r, err
 	}
 	// The drain window is capped: boltdb takes about two jobs a second, and would take hours.
 	drained := waitLinesUpTo(rr.out, total, 60*time.Second)
 	r.drainRounds = []float64{float64(drained) / time.Since(start).Seconds()}
+	r.drainCPU = []cpuPerJob{perJob(cpuStart, sampleCPU(rr.cmd.Process.Pid), max(drained, 1))}
+	fmt.Fprintf(os.Stderr, "   drain: %.0f jobs/s, %s\n", r.drainRounds[0], r.drainCPU[0])
 	if tg.dialect != "" {
 		claims, acks := claimCount(rr.metricsAddr)-claims0, metricSum(rr.metricsAddr, "rr_sql_ack_batch_seconds_count")-acks0
 		fmt.Fprintf(os.Stderr, "   drain: %.0f claims, %.0f ack batches of %.1f ms on average\n", claims, acks,
@@ -129,26 +133,28 @@ func measureRow(bin, root string, tg target, st settings) (result, error) {
 }
 
 // drainRound is one more round of the drain: a fresh rr (and database), the same jobs pushed with
-// PushBatch while paused, then resumed until all are done. It returns the rate.
-func drainRound(bin, root string, tg target, st settings) (float64, error) {
+// PushBatch while paused, then resumed until all are done. It returns the rate and the CPU the
+// jobs cost.
+func drainRound(bin, root string, tg target, st settings) (float64, cpuPerJob, error) {
 	defer dropDB(tg) // after rr stops (deferred below)
 	dir, _ := os.MkdirTemp("", "bench")
 	defer os.RemoveAll(dir)
 	rr, err := startRR(bin, root, dir, tg, st, st.workers, false)
 	if err != nil {
-		return 0, err
+		return 0, cpuPerJob{}, err
 	}
 	defer rr.stop()
 	total := st.pushJobs + st.drainJobs
 	if err := rr.pushBatches("batch", total); err != nil {
-		return 0, err
+		return 0, cpuPerJob{}, err
 	}
-	start := time.Now()
+	start, cpuStart := time.Now(), sampleCPU(rr.cmd.Process.Pid)
 	if err := rr.resume(); err != nil {
-		return 0, err
+		return 0, cpuPerJob{}, err
 	}
 	if err := waitLines(rr.out, total, 5*time.Minute); err != nil {
-		return 0, err
+		return 0, cpuPerJob{}, err
 	}
-	return float64(total) / time.Since(start).Seconds(), nil
+	rate := float64(total) / time.Since(start).Seconds()
+	return rate, perJob(cpuStart, sampleCPU(rr.cmd.Process.Pid), total), nil
 }

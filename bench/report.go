@@ -62,6 +62,28 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 			fmt.Fprintf(&b, " %.0f | %.2f |\n", r.drainPerSec, slices.Min(r.drainRounds)/slices.Max(r.drainRounds))
 		}
 		b.WriteString("\n")
+		b.WriteString("### CPU a drained job\n\nThe CPU time each drained job cost, averaged over the rounds, in microseconds: rr's process, its PHP workers,\n" +
+			"and the rest of the machine (the database server, the bench reading the workers' records). A rate swings with what\n" +
+			"else the machine does; this far less. On a machine whose cores the drain keeps busy, the rates' ratio follows the\n" +
+			"inverse ratio of these totals.\n\n| driver | total µs | rr | PHP | rest | total ÷ memory's |\n|---|---|---|---|---|---|\n")
+		var memoryCPU float64
+		for _, r := range rs {
+			if r.target == "memory" && len(r.drainCPU) > 0 {
+				memoryCPU = meanCPU(r.drainCPU).total()
+			}
+		}
+		for _, r := range rs {
+			if len(r.drainCPU) == 0 {
+				continue
+			}
+			c := meanCPU(r.drainCPU)
+			ratio := "n/a"
+			if memoryCPU > 0 {
+				ratio = fmt.Sprintf("%.2f", c.total()/memoryCPU)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %.0f | %s |\n", r.target, c.total(), c.rr, c.php, c.rest, ratio)
+		}
+		b.WriteString("\n")
 	}
 
 	if len(backlog) > 0 {
