@@ -16,8 +16,8 @@ const minPoll = 50 * time.Millisecond
 // consume claims jobs into the shared queue while the pipeline runs. It claims at most the free
 // prefetch, and only once half of it is free: a busy pipeline refills in large batches (each claim
 // is a commit) instead of claiming every few answered jobs. It claims again at once after a full
-// batch, and otherwise sleeps until nudged (local push, half the prefetch freed, delayed job due,
-// another node's push on PostgreSQL) or until the idle poll ends.
+// batch, and otherwise sleeps until nudged (local push, requeue, half the prefetch freed after a
+// full batch, delayed job due, another node's push on PostgreSQL) or until the idle poll ends.
 // The idle poll adapts: short right after jobs were seen (other nodes are likely pushing), doubling
 // up to poll_interval while nothing comes, so an idle queue costs one query per poll_interval.
 func (d *Driver) consume(ctx context.Context, done chan struct{}) {
@@ -45,6 +45,7 @@ func (d *Driver) consume(ctx context.Context, done chan struct{}) {
 				continue
 			case err == nil:
 				failures = 0
+				d.mayHaveMore.Store(n == free)
 				if n == free {
 					continue // the batch was full: there may be more
 				}

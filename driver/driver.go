@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -61,6 +62,11 @@ type Driver struct {
 
 	// wake nudges the consumer: a local push, freed prefetch, a delayed job falling due.
 	wake chan struct{}
+	// mayHaveMore: the last claim filled its batch, so the queue may hold more jobs and freed
+	// prefetch is worth a claim. After a short claim it is not: the answers to the jobs still at
+	// the workers would each run an empty claim (one per job of a queue that keeps up with its
+	// pushes); pushes, requeues, due delayed jobs and the idle poll claim instead.
+	mayHaveMore atomic.Bool
 
 	claims *ledger
 	feed   *feeder
@@ -102,8 +108,12 @@ func New(cfg *config.Pipeline, conn *pipeline.Conn, pq jobs.Queue, env Env) *Dri
 		feed: &feeder{pq: pq, pipeline: cfg.Name, waiting: claimQueue{fair: cfg.GroupBy != ""}},
 		hist: newHistory(),
 	}
+	d.mayHaveMore.Store(true)
 	d.claims = newLedger(func(unanswered int) {
-		if cfg.Prefetch-unanswered >= d.refillAt() {
+		// A group_by claim also comes back short when its groups are at group_concurrency: an
+		// answer frees a slot of one of them.
+		worthAClaim := d.mayHaveMore.Load() || cfg.GroupBy != ""
+		if worthAClaim && cfg.Prefetch-unanswered >= d.refillAt() {
 			d.nudge()
 		}
 	})
