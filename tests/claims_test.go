@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestAnswersAfterTheQueueEmptiedClaimNothing: once a claim has come back short, the queue had
@@ -49,24 +47,9 @@ func TestAnswersAfterTheQueueEmptiedClaimNothing(t *testing.T) {
 // histogramCount reads one pipeline's observation count of a histogram from the plugin's collectors.
 func histogramCount(t *testing.T, r *roadrunner, name, pipeline string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(r.plugin.MetricsCollector()...)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	m := metricSample(t, r, name, pipeline)
+	if m == nil {
+		t.Fatalf("no %s sample for pipeline %s", name, pipeline)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "pipeline" && l.GetValue() == pipeline {
-					return float64(m.GetHistogram().GetSampleCount())
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s sample for pipeline %s", name, pipeline)
-	return 0
+	return float64(m.GetHistogram().GetSampleCount())
 }

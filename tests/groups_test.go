@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // tenantJobs are n jobs of one tenant (header "tenant").
@@ -177,6 +178,15 @@ func TestOverflowMovesABusyTenant(t *testing.T) {
 // counterValue reads one pipeline's sample of a counter from the plugin's collectors.
 func counterValue(t *testing.T, r *roadrunner, name, pipeline string) float64 {
 	t.Helper()
+	if m := metricSample(t, r, name, pipeline); m != nil {
+		return m.GetCounter().GetValue()
+	}
+	return 0
+}
+
+// metricSample is one pipeline's sample of a metric from the plugin's collectors (nil if none).
+func metricSample(t *testing.T, r *roadrunner, name, pipeline string) *dto.Metric {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.plugin.MetricsCollector()...)
 	families, err := reg.Gather()
@@ -190,10 +200,10 @@ func counterValue(t *testing.T, r *roadrunner, name, pipeline string) float64 {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "pipeline" && l.GetValue() == pipeline {
-					return m.GetCounter().GetValue()
+					return m
 				}
 			}
 		}
 	}
-	return 0
+	return nil
 }
