@@ -128,21 +128,8 @@ func (s *sqlStore) FoldCounts(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("fold counts: %w", err)
 	}
 	cut := now/1000 - 1 // buckets before the current second
-	rows, err := s.query(ctx, s.w, `SELECT DISTINCT queue FROM rr_counts WHERE bucket > 0 AND bucket <= ?`, cut)
+	queues, err := queryColumn[string](ctx, s, s.w, `SELECT DISTINCT queue FROM rr_counts WHERE bucket > 0 AND bucket <= ?`, cut)
 	if err != nil {
-		return 0, fmt.Errorf("fold counts: %w", err)
-	}
-	var queues []string
-	for rows.Next() {
-		var q string
-		if err := rows.Scan(&q); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("fold counts: %w", err)
-		}
-		queues = append(queues, q)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("fold counts: %w", err)
 	}
 	var folded int64

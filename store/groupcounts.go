@@ -105,25 +105,15 @@ func (s *sqlStore) CountGroups(ctx context.Context, queue, after string, limit i
 		return nil, fmt.Errorf("count queue %s by group: limit %d, want at least 1", queue, limit)
 	}
 	query, args := s.groupPageNames(queue, after, pageAsk(after, limit))
-	rows, err := s.query(ctx, s.r, query, args...)
+	groups, err := queryColumn[string](ctx, s, s.r, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list the groups of queue %s: %w", queue, err)
 	}
-	var names []any
-	for rows.Next() {
-		var g string
-		if err := rows.Scan(&g); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		names = append(names, g)
+	if len(groups) == 0 {
+		return nil, nil
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(names) == 0 {
-		return nil, err
-	}
-	query, args = s.groupPageCounts(queue, names)
-	rows, err = s.query(ctx, s.r, query, args...)
+	query, args = s.groupPageCounts(queue, anySlice(groups))
+	rows, err := s.query(ctx, s.r, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("count queue %s by group: %w", queue, err)
 	}

@@ -123,20 +123,11 @@ func (s *sqlStore) RecentPipelines(ctx context.Context, since time.Time) ([]stri
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, s.r, `SELECT DISTINCT pipeline FROM rr_history`+s.d.historyByMinute+` WHERE minute >= ? ORDER BY pipeline`, since.UnixMilli())
+	names, err := queryColumn[string](ctx, s, s.r, `SELECT DISTINCT pipeline FROM rr_history`+s.d.historyByMinute+` WHERE minute >= ? ORDER BY pipeline`, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("list the pipelines with recent history: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("list the pipelines with recent history: %w", err)
-		}
-		out = append(out, name)
-	}
-	return out, rows.Err()
+	return names, nil
 }
 
 func (s *sqlStore) PruneHistory(ctx context.Context, retention time.Duration) (int64, error) {

@@ -184,18 +184,23 @@ func (s *sqlStore) moveGroup(ctx context.Context, r OverflowRequest, group strin
 
 // ids reads a column of ids.
 func (s *sqlStore) ids(ctx context.Context, on execer, query string, args ...any) ([]int64, error) {
+	return queryColumn[int64](ctx, s, on, query, args...)
+}
+
+// queryColumn runs a query of one column and reads every row's value.
+func queryColumn[T any](ctx context.Context, s *sqlStore, on execer, query string, args ...any) ([]T, error) {
 	rows, err := s.query(ctx, on, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []int64
+	var out []T
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var v T
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, id)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
