@@ -64,8 +64,10 @@ func (s *sqlStore) insertRowByRow(ctx context.Context, rows [][]any) ([]bool, er
 	row := tx.StmtContext(ctx, one.Stmt)
 	defer row.Close()
 	bound := &stmt{Stmt: row, now: one.now, clock: s.clock}
-	// The transaction is bound to ctx; its statements need not be one by one (see execFencedOnce).
-	rowCtx := context.WithoutCancel(ctx)
+	rowCtx, err := s.writeCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	created := make([]bool, len(rows))
 	for i, args := range rows {
 		res, err := bound.exec(rowCtx, args...)

@@ -40,7 +40,9 @@ var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqlite
 	// a long statement costs more than it saves).
 	rowsPerInsert: 1,
 	uniqueInsert:  onConflictUniqueKey, created: insertedOneRow, uniqueViolation: sqliteUniqueViolation,
-	addHistory: addHistoryOnConflict}
+	addHistory: addHistoryOnConflict,
+	// In process, a cancel has nothing to cut short and its watcher costs more than most writes.
+	uninterrupted: true}
 
 // onConflictUniqueKey ends the insert of a job on SQLite and PostgreSQL: a job whose key its queue
 // holds is not written; any other conflict (none is expected) is still an error.
@@ -86,7 +88,11 @@ func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := claim.query(ctx, c.node, c.token, c.leaseMs, c.queue, c.limit)
+	run, err := s.writeCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := claim.query(run, c.node, c.token, c.leaseMs, c.queue, c.limit)
 	if err != nil {
 		return nil, err
 	}

@@ -830,3 +830,39 @@ func TestDeletedSQLiteFileFailsEveryCall(t *testing.T) {
 		_ = s.Close()
 	}
 }
+
+// TestCancelledContextWritesNothing: a write whose context is already cancelled fails with the
+// context's error and writes nothing, on every database (SQLite checks the context itself before
+// a write, which then runs without a watcher of it: see writeCtx), and the store goes on working.
+func TestCancelledContextWritesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		job := NewJob{JobID: "j", Queue: "q", Name: "Job", Payload: []byte("x")}
+		if _, err := s.Insert(cancelled, job); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Insert with a cancelled context: %v, want context.Canceled", err)
+		}
+		if _, err := s.InsertBatch(cancelled, []NewJob{job, job}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("InsertBatch with a cancelled context: %v, want context.Canceled", err)
+		}
+		if c, err := s.Counts(ctx, "q"); err != nil || c != (Counts{}) {
+			t.Fatalf("counts after the cancelled writes: %+v, %v; want none", c, err)
+		}
+		if _, err := s.Insert(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Claim(cancelled, ClaimRequest{Queue: "q", Node: "n", Limit: 10, Lease: time.Minute}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Claim with a cancelled context: %v, want context.Canceled", err)
+		}
+		got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 10, Lease: time.Minute})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("claim after the cancelled writes: %d jobs, %v; want the one job", len(got), err)
+		}
+		if n, err := s.Write(cancelled, Batch{Acks: []Fence{got[0].Fence}}); !errors.Is(err, context.Canceled) || n != 0 {
+			t.Fatalf("ack with a cancelled context: %d, %v; want 0, context.Canceled", n, err)
+		}
+		if c, err := s.Counts(ctx, "q"); err != nil || c.Reserved != 1 {
+			t.Fatalf("counts after the cancelled ack: %+v, %v; want the job reserved", c, err)
+		}
+	})
+}
