@@ -19,8 +19,7 @@ func TestAnswersAfterTheQueueEmptiedClaimNothing(t *testing.T) {
 		out := filepath.Join(dir, "out.jsonl")
 		// poll_interval 1h: the idle poll backs off from 50 ms by doubling, a handful of polls in
 		// the seconds the test runs.
-		pipelines := "    p:\n      driver: sql\n      config:\n        poll_interval: 1h\n        prefetch: 100\n"
-		rr := start(t, options{pipelines: pipelines, workers: 2, sqlSection: b.section(t, dir), out: out})
+		rr := start(t, options{pipelines: pipelineYAML("p", "poll_interval: 1h", "prefetch: 100"), workers: 2, sqlSection: b.section(t, dir), out: out})
 		const total = 300
 		var js []job
 		for i := range total {

@@ -11,9 +11,13 @@ import (
 	sqlrpc "github.com/rr-sql/sqljobs/rpc"
 )
 
-// pipelineYAML is one sql pipeline's YAML under jobs.pipelines.
+// pipelineYAML is one sql pipeline's YAML under jobs.pipelines, polling every 200ms unless an
+// option sets poll_interval.
 func pipelineYAML(name string, opts ...string) string {
-	s := fmt.Sprintf("    %s:\n      driver: sql\n      config:\n        poll_interval: 200ms\n", name)
+	s := fmt.Sprintf("    %s:\n      driver: sql\n      config:\n", name)
+	if !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "poll_interval:") }) {
+		s += "        poll_interval: 200ms\n"
+	}
 	for _, o := range opts {
 		s += "        " + o + "\n"
 	}
