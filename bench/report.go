@@ -126,14 +126,14 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 			}
 		}
 	}
-	b.WriteString(targetsTable(rs, backlog, remote))
+	b.WriteString(targetsTable(rs, backlog, remote, st.flush))
 	b.WriteString(pushCeiling(rs, st.flush))
 	b.WriteString("\n![rates](rates.png)\n\n![backlog](backlog.png)\n")
 	return b.String()
 }
 
 // targetsTable checks the run against the speed targets, as ratios within this run.
-func targetsTable(rs []result, backlog []backlogResult, remote *result) string {
+func targetsTable(rs []result, backlog []backlogResult, remote *result, flush time.Duration) string {
 	byName := map[string]result{}
 	for _, r := range rs {
 		byName[r.target] = r
@@ -151,9 +151,17 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result) string {
 	for _, t := range []struct {
 		name string
 		min  float64
-	}{{"sql/sqlite", 0.8}, {"sql/postgres", 0.6}, {"sql/mariadb", 0.4}} {
-		if r, ok := byName[t.name]; ok && memory.drainPerSec > 0 {
-			row("drain "+t.name+" ÷ memory", fmt.Sprintf("≥ %.1f", t.min), r.drainPerSec/memory.drainPerSec, "%.3f", r.drainPerSec/memory.drainPerSec >= t.min)
+	}{{"sql/sqlite", 0.9}, {"sql/postgres", 0.6}, {"sql/mariadb", 0.7}} {
+		r, ok := byName[t.name]
+		if !ok || memory.drainPerSec == 0 {
+			continue
+		}
+		row("drain "+t.name+" ÷ memory", fmt.Sprintf("≥ %.1f", t.min), r.drainPerSec/memory.drainPerSec, "%.3f", r.drainPerSec/memory.drainPerSec >= t.min)
+		// The rates swing by a quarter between rounds on a small machine; the CPU a job costs
+		// does not. With the cores busy, the rates' ratio tends to the inverse of the CPU's.
+		if len(r.drainCPU) > 0 && len(memory.drainCPU) > 0 {
+			fmt.Fprintf(&b, "| drain %s ÷ memory, from the CPU a drained job (memory's ÷ its) | the same target, seen through the CPU | %.3f | — |\n",
+				t.name, meanCPU(memory.drainCPU).total()/meanCPU(r.drainCPU).total())
 		}
 	}
 	for _, r := range rs {
@@ -162,7 +170,10 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result) string {
 		}
 	}
 	if r, ok := byName["sql/sqlite"]; ok && memory.pushPerSec > 0 {
-		row("Push sql/sqlite ÷ memory (default durability)", "≥ 0.5", r.pushPerSec/memory.pushPerSec, "%.3f", r.pushPerSec/memory.pushPerSec >= 0.5)
+		fmt.Fprintf(&b, "| Push sql/sqlite ÷ memory (default durability) | no target of its own: see the ceiling | %.3f | — |\n", r.pushPerSec/memory.pushPerSec)
+		if ceiling := pushCeilingRate(memory.pushPerSec, flush); ceiling > 0 {
+			row("Push sql/sqlite ÷ the ceiling (memory's Push plus one flush, below)", "≥ 0.9", r.pushPerSec/ceiling, "%.3f", r.pushPerSec/ceiling >= 0.9)
+		}
 	}
 	if r, ok := byName["sql/sqlite (synchronous: normal)"]; ok && memory.pushPerSec > 0 {
 		fmt.Fprintf(&b, "| Push sql/sqlite (synchronous: normal) ÷ memory | the trade-off, no target | %.2f | — |\n", r.pushPerSec/memory.pushPerSec)
@@ -207,13 +218,22 @@ func pushCeiling(rs []result, flush time.Duration) string {
 		return ""
 	}
 	perPush := time.Duration(float64(time.Second) / memoryPush)
-	ceiling := 1 / (1/memoryPush + flush.Seconds())
+	ceiling := pushCeilingRate(memoryPush, flush)
 	return fmt.Sprintf("\nThe Push target at full durability: RoadRunner calls the driver's Push once per job, one call after another\n"+
 		"(PushBatch too), and a durable Push returns only once its commit is on disk. The memory driver takes %s per Push\n"+
 		"and this disk takes %s to flush an 8 KiB overwrite (median of 1000 fsyncs, measured by the bench), so no driver\n"+
 		"that flushes each Push can exceed %.0f jobs/s here: %.2f × memory. sql/sqlite reaches %.2f of that ceiling;\n"+
 		"`synchronous: normal` (no flush per commit) is the row that shows the trade-off.\n",
 		perPush.Round(time.Microsecond), flush.Round(time.Microsecond), ceiling, ceiling/memoryPush, sqlitePush/ceiling)
+}
+
+// pushCeilingRate is the most Pushes a second a driver that flushes each one could take here:
+// one flush per job on top of the memory driver's own cost per Push (0 when either is unknown).
+func pushCeilingRate(memoryPush float64, flush time.Duration) float64 {
+	if memoryPush <= 0 || flush <= 0 {
+		return 0
+	}
+	return 1 / (1/memoryPush + flush.Seconds())
 }
 
 // millis writes a latency measured at millisecond resolution: "< 1ms" below the first tick.
