@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -13,7 +14,9 @@ import (
 )
 
 // stopCommand signals the rr whose pid `serve -p` wrote; like the stock one it does not wait for
-// the exit. -f sends the signal a second time, which makes serve exit without the grace period.
+// the exit. -f sends the signal a second time, which makes serve exit without the grace period;
+// a process the first signal already ended has stopped, as asked (the stock rr fails there with
+// "os: process already finished").
 func stopCommand(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "stop",
@@ -41,7 +44,9 @@ func stopCommand(g *globalFlags) *cobra.Command {
 			if g.force {
 				// a signal sent right after the first may be lost while rr starts stopping
 				time.Sleep(time.Second)
-				return process.Signal(syscall.SIGTERM)
+				if err := process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+					return err
+				}
 			}
 			return nil
 		},

@@ -431,6 +431,39 @@ func TestCLIServePidFileAndStop(t *testing.T) {
 	}
 }
 
+// TestCLIStopForceWhenTheFirstSignalSufficed: `rr stop -f` signals a second time a second after
+// the first; a process that the first signal already ended has stopped, which is what was asked,
+// not an error. The process is one that ends at once on SIGTERM and is reaped at once.
+func TestCLIStopForceWhenTheFirstSignalSufficed(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".rr.yaml"), []byte(cliConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := exec.Command("sleep", "60")
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- target.Wait() }()
+	t.Cleanup(func() { _ = target.Process.Kill() })
+	if err := os.WriteFile(filepath.Join(dir, ".pid"), []byte(strconv.Itoa(target.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := &cliNode{t: t, dir: dir, cfg: filepath.Join(dir, ".rr.yaml")}
+	_, e := n.mustRR(nil, "stop", "-f")
+	if !strings.Contains(e, fmt.Sprintf("stopping process with PID: %d", target.Process.Pid)) {
+		t.Fatalf("rr stop -f said:\n%s", e)
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatal("the process exited cleanly; want it ended by SIGTERM")
+		}
+	default:
+		t.Fatal("the process still runs after rr stop -f returned")
+	}
+}
+
 // TestCLIDotenvAndOverride: the config's ${CLI_RPC_PORT} comes from a --dotenv file (or the file
 // DOTENV_PATH names), for serve and for the commands that dial its RPC; -o overrides a value for
 // both too.
