@@ -147,6 +147,10 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result, flush ti
 		}
 		fmt.Fprintf(&b, "| %s | %s | "+format+" | %s |\n", what, required, measured, mark)
 	}
+	// info is a row shown beside the targets, met by nothing.
+	info := func(what, says string, measured float64, format string) {
+		fmt.Fprintf(&b, "| %s | %s | "+format+" | — |\n", what, says, measured)
+	}
 	memory, boltdb := byName["memory"], byName["boltdb"]
 	for _, t := range []struct {
 		name string
@@ -160,8 +164,8 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result, flush ti
 		// The rates swing by a quarter between rounds on a small machine; the CPU a job costs
 		// does not. With the cores busy, the rates' ratio tends to the inverse of the CPU's.
 		if len(r.drainCPU) > 0 && len(memory.drainCPU) > 0 {
-			fmt.Fprintf(&b, "| drain %s ÷ memory, from the CPU a drained job (memory's ÷ its) | the same target, seen through the CPU | %.3f | — |\n",
-				t.name, meanCPU(memory.drainCPU).total()/meanCPU(r.drainCPU).total())
+			info("drain "+t.name+" ÷ memory, from the CPU a drained job (memory's ÷ its)", "the same target, seen through the CPU",
+				meanCPU(memory.drainCPU).total()/meanCPU(r.drainCPU).total(), "%.3f")
 		}
 	}
 	for _, r := range rs {
@@ -170,13 +174,13 @@ func targetsTable(rs []result, backlog []backlogResult, remote *result, flush ti
 		}
 	}
 	if r, ok := byName["sql/sqlite"]; ok && memory.pushPerSec > 0 {
-		fmt.Fprintf(&b, "| Push sql/sqlite ÷ memory (default durability) | no target of its own: see the ceiling | %.3f | — |\n", r.pushPerSec/memory.pushPerSec)
+		info("Push sql/sqlite ÷ memory (default durability)", "no target of its own: see the ceiling", r.pushPerSec/memory.pushPerSec, "%.3f")
 		if ceiling := pushCeilingRate(memory.pushPerSec, flush); ceiling > 0 {
 			row("Push sql/sqlite ÷ the ceiling (memory's Push plus one flush, below)", "≥ 0.9", r.pushPerSec/ceiling, "%.3f", r.pushPerSec/ceiling >= 0.9)
 		}
 	}
 	if r, ok := byName["sql/sqlite (synchronous: normal)"]; ok && memory.pushPerSec > 0 {
-		fmt.Fprintf(&b, "| Push sql/sqlite (synchronous: normal) ÷ memory | the trade-off, no target | %.2f | — |\n", r.pushPerSec/memory.pushPerSec)
+		info("Push sql/sqlite (synchronous: normal) ÷ memory", "the trade-off, no target", r.pushPerSec/memory.pushPerSec, "%.2f")
 	}
 	for _, r := range rs {
 		if strings.HasPrefix(r.target, "sql/") && r.p50 >= 0 {

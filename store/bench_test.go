@@ -86,10 +86,7 @@ func claimAndAck(b *testing.B, mark bool) {
 				b.StartTimer()
 				continue
 			}
-			fences := make([]Fence, len(got))
-			for i, j := range got {
-				fences[i] = j.Fence
-			}
+			fences := fencesOf(got)
 			if mark {
 				if _, err := s.Write(ctx, Batch{Delivered: fences}); err != nil {
 					b.Fatal(err)
@@ -144,10 +141,7 @@ func BenchmarkClaimAndAckJobIDs(b *testing.B) {
 						continue
 					}
 					for batch := range slices.Chunk(got, 100) {
-						fences := make([]Fence, len(batch))
-						for i, j := range batch {
-							fences[i] = j.Fence
-						}
+						fences := fencesOf(batch)
 						if _, err := s.Write(ctx, Batch{Acks: fences}); err != nil {
 							b.Fatal(err)
 						}
@@ -188,10 +182,7 @@ func BenchmarkGroupClaim(b *testing.B) {
 					if len(got) != 50 {
 						b.Fatalf("claimed %d of 50", len(got))
 					}
-					fences := make([]Fence, len(got))
-					for i, j := range got {
-						fences[i] = j.Fence
-					}
+					fences := fencesOf(got)
 					if _, err := s.Write(ctx, Batch{Acks: fences}); err != nil {
 						b.Fatal(err)
 					}

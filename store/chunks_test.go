@@ -65,10 +65,7 @@ func TestStatementsWithManyIDsAreChunked(t *testing.T) {
 		if err != nil || len(got) != n {
 			t.Fatalf("claimed %d of %d: %v", len(got), n, err)
 		}
-		fences := make([]Fence, len(got))
-		for i, j := range got {
-			fences[i] = j.Fence
-		}
+		fences := fencesOf(got)
 		if deleted, err := s.Write(ctx, Batch{Acks: fences}); err != nil || deleted != n {
 			t.Fatalf("acked %d of %d: %v", deleted, n, err)
 		}

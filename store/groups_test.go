@@ -337,10 +337,7 @@ func TestOverflowMovesBusyGroupsAndEnds(t *testing.T) {
 			if len(got) == 0 {
 				break
 			}
-			fences := make([]Fence, len(got))
-			for i, j := range got {
-				fences[i] = j.Fence
-			}
+			fences := fencesOf(got)
 			if _, err := ack(s, fences...); err != nil {
 				t.Fatal(err)
 			}

@@ -866,3 +866,12 @@ func TestCancelledContextWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+// fencesOf lists the fences of claimed jobs, for the acks and marks that answer them.
+func fencesOf(jobs []Job) []Fence {
+	fences := make([]Fence, len(jobs))
+	for i, j := range jobs {
+		fences[i] = j.Fence
+	}
+	return fences
+}

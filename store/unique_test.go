@@ -71,10 +71,7 @@ func deliver(t *testing.T, s Store, free bool) []Job {
 	if err != nil || len(got) == 0 {
 		t.Fatalf("claim = %+v, %v", got, err)
 	}
-	fences := make([]Fence, len(got))
-	for i, j := range got {
-		fences[i] = j.Fence
-	}
+	fences := fencesOf(got)
 	b := Batch{Delivered: fences}
 	if free {
 		b = Batch{DeliveredKeyed: fences}
