@@ -63,18 +63,27 @@ var mysqlDialect = dialect{
 	},
 }
 
-// mysqlFencedWhere finds the rows by a primary key range (id IN) and keeps those whose claim token
-// still matches (a row constructor list).
+// mysqlFencedWhere matches the fences one claim token at a time: `((claim_token = ? AND id IN
+// (...)) OR ...)`. A batch nearly always holds the jobs of one claim, so this is one primary-key
+// lookup per row and one comparison. A row constructor list, `(id, claim_token) IN ((?, ?), ...)`,
+// cost MariaDB about 9 µs more server CPU per acknowledged job (the range optimizer and each row's
+// test walk the pairs).
 func mysqlFencedWhere(fences []Fence) (string, []any) {
-	args := make([]any, 0, 3*len(fences))
+	var tokens []int64 // in the batch's order, each once
+	rows := map[int64][]any{}
 	for _, f := range fences {
-		args = append(args, f.Row)
+		if _, seen := rows[f.Token]; !seen {
+			tokens = append(tokens, f.Token)
+		}
+		rows[f.Token] = append(rows[f.Token], f.Row)
 	}
-	for _, f := range fences {
-		args = append(args, f.Row, f.Token)
+	where := make([]string, 0, len(tokens))
+	args := make([]any, 0, len(fences)+len(tokens))
+	for _, token := range tokens {
+		where = append(where, "(claim_token = ? AND id IN (?"+strings.Repeat(", ?", len(rows[token])-1)+"))")
+		args = append(append(args, token), rows[token]...)
 	}
-	return "id IN (?" + strings.Repeat(", ?", len(fences)-1) + ") AND (id, claim_token) IN ((?, ?)" +
-		strings.Repeat(", (?, ?)", len(fences)-1) + ")", args
+	return "(" + strings.Join(where, " OR ") + ")", args // one condition, whatever the head puts before it
 }
 
 // mysqlClaimSQL reserves the jobs in one autocommit statement: MySQL and MariaDB have no

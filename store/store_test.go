@@ -188,6 +188,42 @@ func TestDelayedJobsWaitAndSameSecondSurvive(t *testing.T) {
 	})
 }
 
+// TestOneBatchFencesEachClaim acks, in one batch, the jobs of two claims and a stale fence of a
+// third (its job released and claimed again): each row is deleted only under the token that holds
+// it, the statement matching several claims' tokens at once.
+func TestOneBatchFencesEachClaim(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		for _, id := range []string{"a", "b", "c", "d", "e"} {
+			mustInsert(t, s, NewJob{JobID: id})
+		}
+		first, _ := claim(s, "q", "n1", 2)  // a, b
+		second, _ := claim(s, "q", "n2", 2) // c, d
+		stale, _ := claim(s, "q", "n3", 1)  // e, released and held again below
+		if len(first) != 2 || len(second) != 2 || len(stale) != 1 {
+			t.Fatalf("claimed %d, %d and %d jobs, want 2, 2 and 1", len(first), len(second), len(stale))
+		}
+		if n, _ := s.Release(ctx, []Fence{stale[0].Fence}); n != 1 {
+			t.Fatalf("released %d, want 1", n)
+		}
+		held, _ := claim(s, "q", "n4", 1)
+		if len(held) != 1 || held[0].JobID != "e" {
+			t.Fatalf("claim after release = %v, want e", ids(held))
+		}
+		// The stale fence of e first, then the two claims' jobs interleaved.
+		batch := []Fence{stale[0].Fence, first[0].Fence, second[0].Fence, first[1].Fence, second[1].Fence}
+		if n, err := ack(s, batch...); err != nil || n != 4 {
+			t.Fatalf("acked %d (%v), want the 4 jobs of the two live claims", n, err)
+		}
+		c, _ := s.Counts(ctx, "q")
+		if c.Reserved != 1 || c.Ready != 0 {
+			t.Fatalf("counts = %+v, want e still reserved by its new claim", c)
+		}
+		if n, _ := ack(s, held[0].Fence); n != 1 {
+			t.Fatalf("ack of e under its live claim deleted %d rows, want 1", n)
+		}
+	})
+}
+
 func TestAckIsFenced(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		mustInsert(t, s, NewJob{JobID: "a"})
