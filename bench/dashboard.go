@@ -20,7 +20,7 @@ var dashboardPages = []struct{ path, what string }{
 	{"/pipelines/p", "pipeline (counts, hour chart, options)"},
 	{"/pipelines/p?range=day", "pipeline (day chart)"},
 	{"/failed?pipeline=p", "failed jobs (first page)"},
-	{"/jobs?pipeline=p&ids=seed-1+seed-999999+none", "job lookup (3 ids)"},
+	{"/jobs?pipeline=p&ids=" + jobID("seed-1") + "+" + jobID("seed-999999") + "+none", "job lookup (3 ids)"},
 	{"/nodes", "nodes"},
 	{"/api/overview", "GET /api/overview"},
 }

@@ -16,9 +16,9 @@ func latency(pusher, consumer *rrProcess) (p50, p99 time.Duration, err error) {
 	sent := map[string]time.Time{}
 	for i := range 1000 {
 		<-tick.C
-		id := fmt.Sprint("lat-", i)
-		sent[id] = time.Now()
-		if err := push(pusher.c, id, `{"action":"ack"}`); err != nil {
+		name := fmt.Sprint("lat-", i)
+		sent[jobID(name)] = time.Now()
+		if err := push(pusher.c, name, `{"action":"ack"}`); err != nil {
 			return 0, 0, err
 		}
 	}

@@ -25,7 +25,8 @@ func report(rs []result, backlog []backlogResult, remote *result, st settings) s
 	}
 	b.WriteString("Durability: every persistent backend flushes each commit to disk, as in production. boltdb syncs each\n" +
 		"transaction; SQLite runs with the default `synchronous: full` (one row shows `normal`, the trade-off);\n" +
-		"PostgreSQL 15 with `fsync=on`, `synchronous_commit=on`; MariaDB with `innodb_flush_log_at_trx_commit=1`.\n\n")
+		"PostgreSQL 15 with `fsync=on`, `synchronous_commit=on`; MariaDB with `innodb_flush_log_at_trx_commit=1`.\n" +
+		"Every job carries a UUID v4 id, spread like the random ones the PHP client gives (runs before 2026-12-02: ids that counted up).\n\n")
 	fmt.Fprintf(&b, "| driver | Push jobs/s (%d calls) | PushBatch jobs/s | drain jobs/s (%d queued, median) | latency p50 | p99 | idle claims/s | idle CPU %% | RSS MB |\n", st.pushJobs, st.pushJobs+st.drainJobs)
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"fmt"
 	"io"
 	"net"
@@ -178,14 +179,26 @@ func (p *rrProcess) pushBatches(prefix string, n int) error {
 	return nil
 }
 
-// job is one job for pipeline p.
-func job(id, payload string) *jobsProto.Job {
-	return &jobsProto.Job{Job: "Job", Id: id, Payload: []byte(payload), Options: &jobsProto.Options{Pipeline: "p"}}
+// job is one job for pipeline p, pushed under the id jobID gives its name.
+func job(name, payload string) *jobsProto.Job {
+	return &jobsProto.Job{Job: "Job", Id: jobID(name), Payload: []byte(payload), Options: &jobsProto.Options{Pipeline: "p"}}
 }
 
-// push sends one job with jobs.Push.
-func push(c *rpc.Client, id, payload string) error {
-	return c.Call("jobs.Push", &jobsProto.PushRequest{Job: job(id, payload)}, &jobsProto.Empty{})
+// jobID is the id a job named name is pushed or seeded with: a UUID v4 in shape and spread, as the
+// PHP client names every job (Ramsey's uuid4(), random), so that consecutive jobs land far apart in
+// the job-id index as an application's do; names that count up would sort almost in push order and
+// hide what random ids cost each ack (docs/bench/drain-cpu.md). Derived from the name, so a
+// benchmark finds its jobs again.
+func jobID(name string) string {
+	h := sha1.Sum([]byte(name))
+	h[6] = h[6]&0x0f | 0x40
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// push sends one job named name with jobs.Push.
+func push(c *rpc.Client, name, payload string) error {
+	return c.Call("jobs.Push", &jobsProto.PushRequest{Job: job(name, payload)}, &jobsProto.Empty{})
 }
 
 // dialReady connects once the pipelines' drivers exist (jobs.Stat lists all of them).

@@ -38,11 +38,11 @@ func seed(tg target, dir string, n, groups int) error {
 			args := make([]any, 0, rows*len(cols))
 			for j := i; j < i+rows; j++ {
 				if groups == 0 {
-					args = append(args, "p", fmt.Sprint("seed-", j), "Job", payload, "{}", 10, now, now)
+					args = append(args, "p", jobID(fmt.Sprint("seed-", j)), "Job", payload, "{}", 10, now, now)
 					continue
 				}
 				group := fmt.Sprint("t", j%groups)
-				args = append(args, "p", fmt.Sprint("seed-", j), "Job", payload, `{"tenant":["`+group+`"]}`, 10, now, now, group)
+				args = append(args, "p", jobID(fmt.Sprint("seed-", j)), "Job", payload, `{"tenant":["`+group+`"]}`, 10, now, now, group)
 			}
 			if _, err := tx.Exec(insertColumns(tg.dialect, cols, rows), args...); err != nil {
 				_ = tx.Rollback()
