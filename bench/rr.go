@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	jobsProto "github.com/roadrunner-server/api/v4/build/jobs/v1"
 	goridgeRpc "github.com/roadrunner-server/goridge/v3/pkg/rpc"
 )
@@ -190,10 +191,7 @@ func job(name, payload string) *jobsProto.Job {
 // hide what random ids cost each ack (docs/bench/drain-cpu.md). Derived from the name, so a
 // benchmark finds its jobs again.
 func jobID(name string) string {
-	h := sha1.Sum([]byte(name))
-	h[6] = h[6]&0x0f | 0x40
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+	return uuid.NewHash(sha1.New(), uuid.Nil, []byte(name), 4).String()
 }
 
 // push sends one job named name with jobs.Push.

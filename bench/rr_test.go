@@ -17,7 +17,7 @@ func TestJobIDsAreUUIDv4InNoOrder(t *testing.T) {
 			t.Fatalf("jobID = %q, not a UUID v4", ids[i])
 		}
 	}
-	if again := jobID("batch-" + "aa"); again != ids[0] || jobID("seed-1") == jobID("seed-2") {
+	if again := jobID("batch-aa"); again != ids[0] || jobID("seed-1") == jobID("seed-2") {
 		t.Fatal("jobID is not one id per name")
 	}
 	if slices.IsSorted(ids) || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {

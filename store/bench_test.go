@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"fmt"
 	"maps"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // The storage layer's cost per operation on each database:
@@ -108,7 +109,7 @@ func claimAndAck(b *testing.B, mark bool) {
 func BenchmarkClaimAndAckJobIDs(b *testing.B) {
 	ids := map[string]func(i int) string{
 		"sequential": func(i int) string { return fmt.Sprintf("job-%09d", i) },
-		"uuid4":      func(int) string { return randomUUID() },
+		"uuid4":      func(int) string { return uuid.NewString() }, // v4, as Ramsey's uuid4() in the PHP client
 	}
 	for _, kind := range []string{"sequential", "uuid4"} {
 		b.Run(kind, func(b *testing.B) {
@@ -151,15 +152,6 @@ func BenchmarkClaimAndAckJobIDs(b *testing.B) {
 			})
 		})
 	}
-}
-
-// randomUUID is a version 4 UUID, as Ramsey's uuid4() gives the PHP client's jobs.
-func randomUUID() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
 }
 
 // BenchmarkGroupClaim claims batches of 50 (a pipeline's default refill) from a grouped backlog
