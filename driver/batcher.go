@@ -13,7 +13,8 @@ import (
 const maxBatch = 512
 
 // batchLinger is how long the first entry of a batch waits for others. Each batch is one commit,
-// and a durable commit is one fsync: without the wait a busy pipeline commits every few acks. An
+// on PostgreSQL and MySQL a flushed one (SQLite commits answers without a flush of their own, see
+// store.sqliteUnflushed): without the wait a busy pipeline commits every few acks. An
 // acked job is done; deleting its row a moment later only widens the window in which a crash
 // would deliver it again (at-least-once allows that).
 const batchLinger = 5 * time.Millisecond

@@ -298,6 +298,9 @@ func (c *Conn) keepAlive(ctx context.Context) {
 		if err == nil {
 			_, err = c.Store.FoldCounts(opCtx) // past delay buckets into bucket 0: counts stay a few rows
 		}
+		if err == nil {
+			_, err = c.Store.SweepAcked(opCtx) // the acks a quiet pipeline marked since its last sweep
+		}
 		if err == nil && c.cfg.FailedRetention > 0 && time.Since(pruned) >= min(time.Minute, c.cfg.FailedRetention) {
 			pruned = time.Now()
 			err = c.pruneFailed(opCtx)

@@ -38,7 +38,7 @@ func (s *sqlStore) readCounts(ctx context.Context, queue string) (c Counts, fail
 			FROM rr_counts WHERE queue = ?) counted,
 		(SELECT COUNT(*) AS reserved,
 				COALESCE(SUM(CASE WHEN available_at > {now} - {now} % 1000 AND available_at > COALESCE(queued_at, created_at) THEN 1 ELSE 0 END), 0) AS future
-			FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL) held`, queue, queue).
+			FROM rr_jobs WHERE queue = ? AND {held}) held`, queue, queue).
 		Scan(&ready, &future, &failed, &reserved, &reservedFuture)
 	if err != nil {
 		return c, 0, fmt.Errorf("count jobs of queue %s: %w", queue, err)

@@ -16,8 +16,8 @@ func truth(t testing.TB, s Store, queue string) (Counts, int64) {
 	err := st.queryRow(ctx, st.w, `SELECT
 			COALESCE(SUM(CASE WHEN reserved_by IS NULL AND available_at <= {now} THEN 1 ELSE 0 END), 0),
 			COALESCE(SUM(CASE WHEN reserved_by IS NULL AND available_at > {now} THEN 1 ELSE 0 END), 0),
-			COALESCE(SUM(CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END), 0)
-		FROM rr_jobs WHERE queue = ?`, queue).Scan(&c.Ready, &c.Delayed, &c.Reserved)
+			COALESCE(SUM(CASE WHEN {held} THEN 1 ELSE 0 END), 0)
+		FROM rr_jobs WHERE queue = ? AND {live}`, queue).Scan(&c.Ready, &c.Delayed, &c.Reserved)
 	if err != nil {
 		t.Fatal(err)
 	}

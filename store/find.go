@@ -21,7 +21,7 @@ import (
 const findSQL = `SELECT 0, id, job_id, name, headers, attempts, available_at,
 		CASE WHEN available_at <= {now} THEN 1 ELSE 0 END, reserved_by,
 		CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END, NULL, NULL
-	FROM rr_jobs WHERE queue = ? AND job_id IN (%[1]s)
+	FROM rr_jobs WHERE queue = ? AND job_id IN (%[1]s) AND {live}
 	UNION ALL
 	SELECT 1, id, job_id, name, headers, attempts, NULL, 0, NULL, 0, error, failed_at
 	FROM rr_failed_jobs WHERE queue = ? AND job_id IN (%[1]s)`
@@ -32,7 +32,7 @@ const findSQL = `SELECT 0, id, job_id, name, headers, attempts, available_at,
 // granted, and the row reads reserved; a claim that comes later skips the locked row (SKIP
 // LOCKED). Either way the claim wins or the cancel does, cleanly. `%[1]s` is the list of
 // placeholders, `%[2]s` the dialect's locking clause. Arguments: queue, ids.
-const cancelPickSQL = `SELECT id, job_id, reserved_by FROM rr_jobs WHERE queue = ? AND job_id IN (%[1]s) ORDER BY id%[2]s`
+const cancelPickSQL = `SELECT id, job_id, reserved_by FROM rr_jobs WHERE queue = ? AND job_id IN (%[1]s) AND {live} ORDER BY id%[2]s`
 
 // cancelDeleteSQL deletes the picked waiting rows. They are locked, so the condition on
 // reserved_by changes nothing; it is there so that this statement can never delete a job at a

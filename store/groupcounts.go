@@ -52,7 +52,7 @@ const waitingGroupNames = `SELECT grp FROM rr_jobs WHERE queue = ? AND reserved_
 const groupPageNamesSQL = `SELECT g FROM (
 		SELECT grp AS g FROM (%s) waiting
 		UNION
-		SELECT grp FROM rr_jobs WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL AND %%[1]s
+		SELECT grp FROM rr_jobs WHERE queue = ? AND {held} AND grp IS NOT NULL AND %%[1]s
 		UNION
 		SELECT grp FROM rr_overflow WHERE queue = ? AND %%[1]s) t
 	ORDER BY g LIMIT ?`
@@ -69,7 +69,7 @@ const groupPageCountsSQL = `SELECT g, SUM(n_ready), SUM(n_delayed), SUM(n_reserv
 		FROM rr_jobs WHERE queue = ? AND %[1]s grp IN (%[3]s) GROUP BY grp
 		UNION ALL
 		SELECT grp, %[2]s, COUNT(*), '' FROM rr_jobs
-			WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL AND grp IN (%[3]s) GROUP BY grp
+			WHERE queue = ? AND {held} AND grp IS NOT NULL AND grp IN (%[3]s) GROUP BY grp
 		UNION ALL
 		SELECT grp, 0, 0, 0, target_queue FROM rr_overflow WHERE queue = ? AND grp IN (%[3]s)) t
 	GROUP BY g ORDER BY g`
@@ -149,8 +149,8 @@ func (s *sqlStore) CountByHeader(ctx context.Context, queue, header, after strin
 	rows, err := s.query(ctx, s.r, `SELECT g,
 			SUM(CASE WHEN reserved_by IS NULL AND available_at <= {now} THEN 1 ELSE 0 END),
 			SUM(CASE WHEN reserved_by IS NULL AND available_at > {now} THEN 1 ELSE 0 END),
-			SUM(CASE WHEN reserved_by IS NOT NULL THEN 1 ELSE 0 END)
-		FROM (SELECT COALESCE(`+s.headerExpr()+`, '') AS g, reserved_by, available_at FROM rr_jobs WHERE queue = ?) t
+			SUM(CASE WHEN {held} THEN 1 ELSE 0 END)
+		FROM (SELECT COALESCE(`+s.headerExpr()+`, '') AS g, reserved_by, available_at FROM rr_jobs WHERE queue = ? AND {live}) t
 		WHERE `+cond+`
 		GROUP BY g ORDER BY g LIMIT ?`, append(append([]any{s.headerPath(header), queue}, cursor...), pageAsk(after, limit))...)
 	if err != nil {

@@ -83,7 +83,7 @@ func recursiveGroupPage(p groupPageArgs) (string, []any) {
 // groupReservedSQL counts each group's reserved jobs: what group_concurrency bounds. Reserved rows
 // are the jobs in flight in the whole cluster, a few per worker. Argument: queue.
 const groupReservedSQL = `SELECT grp, COUNT(*) FROM rr_jobs
-	WHERE queue = ? AND reserved_by IS NOT NULL AND grp IS NOT NULL GROUP BY grp`
+	WHERE queue = ? AND {held} AND grp IS NOT NULL GROUP BY grp`
 
 // groupClaim reserves up to c.limit ready jobs shared round robin across the queue's groups, at
 // most c.groupLimit reserved per group (0: no limit).

@@ -145,7 +145,7 @@ func (s *sqlStore) HeldByNode(ctx context.Context) (map[string]int64, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, s.r, `SELECT reserved_by, COUNT(*) FROM rr_jobs WHERE reserved_by IS NOT NULL GROUP BY reserved_by`)
+	rows, err := s.query(ctx, s.r, `SELECT reserved_by, COUNT(*) FROM rr_jobs WHERE {held} GROUP BY reserved_by`)
 	if err != nil {
 		return nil, fmt.Errorf("count held jobs: %w", err)
 	}

@@ -96,7 +96,39 @@ type dialect struct {
 	// uninterrupted: a write statement checks its context before it runs and is not interrupted
 	// by a cancel while it runs (see writeCtx; SQLite).
 	uninterrupted bool
+	// ackMarks: an ack marks its job's row (markAcked) and SweepAcked deletes the marked rows later,
+	// a few thousand at a time (SQLite, migration 0015: a delete writes a random page of the job id
+	// index per row). Without it an ack deletes the row. A marked row is neither waiting nor held:
+	// statements that read held rows say `{held}`, and those that read rows whatever their state
+	// say `{live}` (see render).
+	ackMarks bool
 }
+
+// Acks without marks delete the row; with them (dialect.ackMarks), they set reserved_by to the
+// empty string, which no node id is, and drop what a fence, a lease or a unique key could still
+// match.
+const (
+	deleteAcked = `DELETE FROM rr_jobs WHERE `
+	markAcked   = `UPDATE rr_jobs SET reserved_by = '', claim_token = NULL, lease_until = NULL, unique_key = NULL WHERE `
+	// sweepChunk bounds the rows one statement of a sweep deletes: the writer is held for that long.
+	sweepChunk = 5000
+	// sweepAfter is how many marks an ack batch may leave before it sweeps them: each page of the
+	// job id index is then written about once per sweep instead of once per ack batch.
+	sweepAfter = 2000
+)
+
+// sweepAcked deletes up to sweepChunk marked rows, found through the partial index rr_jobs_acked
+// (named: without it the planner walks every held job's entry in rr_jobs_reserved).
+var sweepAcked = `DELETE FROM rr_jobs WHERE id IN (
+	SELECT id FROM rr_jobs INDEXED BY rr_jobs_acked WHERE reserved_by = '' LIMIT ` + strconv.Itoa(sweepChunk) + `)`
+
+// renderings of `{held}` and `{live}` (see dialect.ackMarks).
+const (
+	heldWithMarks = `reserved_by > ''`
+	liveWithMarks = `(reserved_by IS NULL OR reserved_by > '')`
+	heldPlain     = `reserved_by IS NOT NULL`
+	livePlain     = `1 = 1`
+)
 
 // sqlStore implements Store on database/sql for every dialect.
 type sqlStore struct {
@@ -113,6 +145,13 @@ type sqlStore struct {
 	// listen is the dialect's notification loop (nil: none).
 	listen func(ctx context.Context, onReady func(queue string)) error
 
+	// unswept counts the acks marked since the last sweep (dialect.ackMarks).
+	unswept atomic.Int64
+	// beginUnflushed starts a write transaction whose commit does not wait for the disk, and end
+	// gives its connection back (nil: every commit waits as the connection's settings say). See
+	// sqliteUnflushed.
+	beginUnflushed func(ctx context.Context) (tx *sql.Tx, end func(), err error)
+
 	stmts    sync.Map // stmtKey → *stmt, see prepared
 	rendered sync.Map // statement as written → rendering
 }
@@ -124,8 +163,8 @@ type rendering struct {
 	now bool
 }
 
-// render turns a statement written with `?` and `{now}` into the dialect's text (cached: the
-// statements are constants).
+// render turns a statement written with `?`, `{now}`, `{held}` and `{live}` into the dialect's
+// text (cached: the statements are constants).
 func (s *sqlStore) render(query string) rendering {
 	if r, ok := s.rendered.Load(query); ok {
 		return r.(rendering)
@@ -147,8 +186,18 @@ func (s *sqlStore) renderOnce(query string) rendering {
 		// SQLite: the clock is parameter 1 wherever it appears, the others follow.
 		out.now, n = true, 1
 	}
+	held, live := heldPlain, livePlain
+	if s.d.ackMarks {
+		held, live = heldWithMarks, liveWithMarks
+	}
 	for i := 0; i < len(query); i++ {
 		switch {
+		case strings.HasPrefix(query[i:], "{held}"):
+			i += len("{held}") - 1
+			b.WriteString(held)
+		case strings.HasPrefix(query[i:], "{live}"):
+			i += len("{live}") - 1
+			b.WriteString(live)
 		case strings.HasPrefix(query[i:], "{now}"):
 			i += len("{now}") - 1
 			if out.now {
@@ -538,6 +587,17 @@ func scanJob(rows *sql.Rows, token int64, extra ...any) (Job, error) {
 	return j, nil
 }
 
+// beginMaybeUnflushed starts a write transaction, one whose commit does not wait for the disk if
+// unflushed and the store has them (beginUnflushed). end gives the connection back after the
+// transaction ends.
+func (s *sqlStore) beginMaybeUnflushed(ctx context.Context, unflushed bool) (tx *sql.Tx, end func(), err error) {
+	if unflushed && s.beginUnflushed != nil {
+		return s.beginUnflushed(ctx)
+	}
+	tx, err = s.begin(ctx)
+	return tx, func() {}, err
+}
+
 // begin starts a write transaction.
 func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
 	run, err := s.writeCtx(ctx)
@@ -584,8 +644,9 @@ type fencedStatement struct {
 }
 
 // execFenced runs fenced statements in one transaction and returns how many rows each changed.
-// Rows are locked in id order, so concurrent batches cannot deadlock each other.
-func (s *sqlStore) execFenced(ctx context.Context, statements ...fencedStatement) ([]int64, error) {
+// Rows are locked in id order, so concurrent batches cannot deadlock each other. unflushed: the
+// commit need not be on disk when it returns (see beginUnflushed), for the answers to claims.
+func (s *sqlStore) execFenced(ctx context.Context, unflushed bool, statements ...fencedStatement) ([]int64, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -601,7 +662,7 @@ func (s *sqlStore) execFenced(ctx context.Context, statements ...fencedStatement
 	var counts []int64
 	err := retryConflicts(ctx, func() error {
 		var err error
-		counts, err = s.execFencedOnce(ctx, statements)
+		counts, err = s.execFencedOnce(ctx, unflushed, statements)
 		return err
 	})
 	return counts, err
@@ -626,7 +687,7 @@ func singleStatement(statements []fencedStatement) (int, bool) {
 // fencesPerStatement bounds a set-based fenced statement (MySQL allows 65,535 placeholders).
 const fencesPerStatement = 1000
 
-func (s *sqlStore) execFencedOnce(ctx context.Context, statements []fencedStatement) ([]int64, error) {
+func (s *sqlStore) execFencedOnce(ctx context.Context, unflushed bool, statements []fencedStatement) ([]int64, error) {
 	perRow := make([]*stmt, len(statements))
 	if s.d.fencedWhere == nil {
 		// Prepared once per node (see prepared), not once per batch: parsing took a tenth of an ack.
@@ -652,10 +713,11 @@ func (s *sqlStore) execFencedOnce(ctx context.Context, statements []fencedStatem
 		counts[one], _ = res.RowsAffected()
 		return counts, nil
 	}
-	tx, err := s.begin(ctx)
+	tx, end, err := s.beginMaybeUnflushed(ctx, unflushed)
 	if err != nil {
 		return nil, err
 	}
+	defer end()
 	defer func() { _ = tx.Rollback() }()
 	for i, st := range statements {
 		if len(st.fences) == 0 {
@@ -704,18 +766,77 @@ const releaseSet = `attempts = attempts + CASE WHEN delivered_at IS NULL THEN 0 
 	failures = failures + CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END, ` + unreserve
 
 func (s *sqlStore) Write(ctx context.Context, b Batch) (int64, error) {
-	counts, err := s.execFenced(ctx,
-		fencedStatement{head: `DELETE FROM rr_jobs WHERE `, fences: b.Acks},
+	ack := deleteAcked
+	if s.d.ackMarks {
+		ack = markAcked
+	}
+	// Answers, not pushes: a power loss that undoes them delivers the jobs again (at-least-once).
+	counts, err := s.execFenced(ctx, true,
+		fencedStatement{head: ack, fences: b.Acks},
 		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now} WHERE `, fences: b.Delivered},
 		fencedStatement{head: `UPDATE rr_jobs SET delivered_at = {now}, unique_key = NULL WHERE `, fences: b.DeliveredKeyed})
 	if err != nil {
 		return 0, fmt.Errorf("ack %d jobs and mark %d delivered: %w", len(b.Acks), len(b.Delivered)+len(b.DeliveredKeyed), err)
 	}
+	if s.d.ackMarks && s.unswept.Add(counts[0]) >= sweepAfter {
+		// The acks have committed; a sweep that fails here is tried again at the node's next
+		// upkeep, which reports it.
+		_, _ = s.SweepAcked(ctx)
+	}
 	return counts[0], nil
 }
 
+// SweepAcked deletes the rows that acks marked (dialect.ackMarks), sweepChunk per statement.
+func (s *sqlStore) SweepAcked(ctx context.Context) (int64, error) {
+	if !s.d.ackMarks {
+		return 0, nil
+	}
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	s.unswept.Store(0)
+	var swept int64
+	for {
+		n, err := s.sweepOnce(ctx)
+		if err != nil {
+			return swept, fmt.Errorf("delete acked jobs: %w", err)
+		}
+		swept += n
+		if n < sweepChunk {
+			return swept, nil
+		}
+	}
+}
+
+// sweepOnce runs sweepAcked once, without a flush of its own: a power loss that undoes it
+// leaves the marks for the next sweep.
+func (s *sqlStore) sweepOnce(ctx context.Context) (int64, error) {
+	sweep, err := s.prepared(ctx, s.w, sweepAcked) // before begin: SQLite's one write connection is the transaction's
+	if err != nil {
+		return 0, err
+	}
+	tx, end, err := s.beginMaybeUnflushed(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	defer end()
+	defer func() { _ = tx.Rollback() }()
+	run, err := s.writeCtx(ctx)
+	if err != nil {
+		return 0, err
+	}
+	bound := tx.StmtContext(ctx, sweep.Stmt)
+	defer bound.Close()
+	res, err := bound.ExecContext(run)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
+}
+
 func (s *sqlStore) Extend(ctx context.Context, fences []Fence, lease time.Duration) (int64, error) {
-	counts, err := s.execFenced(ctx, fencedStatement{head: `UPDATE rr_jobs SET lease_until = {now} + ? WHERE `, fences: fences, lead: []any{lease.Milliseconds()}})
+	counts, err := s.execFenced(ctx, false, fencedStatement{head: `UPDATE rr_jobs SET lease_until = {now} + ? WHERE `, fences: fences, lead: []any{lease.Milliseconds()}})
 	if err != nil {
 		return 0, fmt.Errorf("extend the lease of %d jobs: %w", len(fences), err)
 	}
@@ -723,7 +844,7 @@ func (s *sqlStore) Extend(ctx context.Context, fences []Fence, lease time.Durati
 }
 
 func (s *sqlStore) Release(ctx context.Context, fences []Fence) (int64, error) {
-	counts, err := s.execFenced(ctx, fencedStatement{head: `UPDATE rr_jobs SET ` + releaseSet + ` WHERE `, fences: fences})
+	counts, err := s.execFenced(ctx, false, fencedStatement{head: `UPDATE rr_jobs SET ` + releaseSet + ` WHERE `, fences: fences})
 	if err != nil {
 		return 0, fmt.Errorf("release %d jobs: %w", len(fences), err)
 	}
@@ -845,9 +966,10 @@ func (s *sqlStore) Nodes(ctx context.Context) ([]Node, error) {
 }
 
 // releaseOrphans returns to ready the jobs reserved by nodes that are no longer registered, and
-// those whose lease ran out (a node that lost track of a job stops extending it).
+// those whose lease ran out (a node that lost track of a job stops extending it). Acked rows
+// awaiting their sweep are held by no node: they stay as they are.
 const releaseOrphans = `UPDATE rr_jobs SET ` + releaseSet + `
-	WHERE reserved_by IS NOT NULL AND (lease_until < {now} OR reserved_by NOT IN (SELECT id FROM rr_nodes))`
+	WHERE {held} AND (lease_until < {now} OR reserved_by NOT IN (SELECT id FROM rr_nodes))`
 
 func (s *sqlStore) Reap(ctx context.Context, ttl time.Duration, dead []string) (int64, error) {
 	if err := s.check(); err != nil {

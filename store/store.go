@@ -99,7 +99,8 @@ type Requeue struct {
 
 // Batch is the bookkeeping gathered over a few milliseconds, written in one transaction.
 type Batch struct {
-	// Acks are jobs answered with success: their rows are deleted.
+	// Acks are jobs answered with success: their rows are deleted (on SQLite marked, and deleted
+	// by a sweep soon after: see SweepAcked).
 	Acks []Fence
 	// Delivered are jobs that reached a worker and were not answered yet: marked so that, should
 	// this node die before the answer, the delivery counts as one without an answer.
@@ -168,8 +169,12 @@ type Store interface {
 	// Extend pushes the lease of held jobs to lease from now (the job is still queued or running here).
 	Extend(ctx context.Context, fences []Fence, lease time.Duration) (int64, error)
 	// Write applies a batch in one transaction; fences that no longer hold are skipped. Returns the
-	// rows the acks deleted.
+	// rows the acks ended.
 	Write(ctx context.Context, b Batch) (acked int64, err error)
+	// SweepAcked deletes the rows of acked jobs that Write left marked (SQLite: see
+	// migration 0015); Write sweeps every few thousand acks, the node's upkeep what is left.
+	// Returns the rows deleted (always 0 where acks delete their rows).
+	SweepAcked(ctx context.Context) (int64, error)
 	// Requeue makes a held job ready again, in one statement; false if the fence no longer holds.
 	Requeue(ctx context.Context, f Fence, r Requeue) (bool, error)
 	// Fail moves a held job to the failed jobs with a reason and its number of deliveries, in one

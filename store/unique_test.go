@@ -31,7 +31,7 @@ func insertUnique(t *testing.T, s Store, j NewJob, wantCreated bool) {
 func rowKeys(t *testing.T, s Store, queue string) []string {
 	t.Helper()
 	st := s.(*sqlStore)
-	rows, err := st.query(ctx, st.w, `SELECT job_id, unique_key FROM rr_jobs WHERE queue = ? ORDER BY id`, queue)
+	rows, err := st.query(ctx, st.w, `SELECT job_id, unique_key FROM rr_jobs WHERE queue = ? AND {live} ORDER BY id`, queue)
 	if err != nil {
 		t.Fatal(err)
 	}
