@@ -145,8 +145,10 @@ type sqlStore struct {
 	// listen is the dialect's notification loop (nil: none).
 	listen func(ctx context.Context, onReady func(queue string)) error
 
-	// unswept counts the acks marked since the last sweep (dialect.ackMarks).
+	// unswept counts the acks marked since the last sweep (dialect.ackMarks); swept: a sweep ran
+	// since the store opened, so no mark a previous process left remains.
 	unswept atomic.Int64
+	swept   atomic.Bool
 	// beginUnflushed starts a write transaction whose commit does not wait for the disk, and end
 	// gives its connection back (nil: every commit waits as the connection's settings say). See
 	// sqliteUnflushed.
@@ -791,6 +793,9 @@ func (s *sqlStore) SweepAcked(ctx context.Context) (int64, error) {
 	if !s.d.ackMarks {
 		return 0, nil
 	}
+	if s.unswept.Load() == 0 && s.swept.Load() {
+		return 0, nil // an idle node's upkeep: no write transaction for nothing
+	}
 	if err := s.check(); err != nil {
 		return 0, err
 	}
@@ -803,6 +808,7 @@ func (s *sqlStore) SweepAcked(ctx context.Context) (int64, error) {
 		}
 		swept += n
 		if n < sweepChunk {
+			s.swept.Store(true)
 			return swept, nil
 		}
 	}
