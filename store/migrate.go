@@ -265,18 +265,28 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 }
 
 // prepareSchema migrates, or (when the operator applies migrations by hand) checks that every
-// migration of this build was applied.
+// migration of this build was applied. Either way it refuses a schema that a newer build migrated:
+// this build would misread rows written under rules it does not know (an older reaper, for one,
+// would hand acked jobs out again).
 func (s *sqlStore) prepareSchema(ctx context.Context, migrate bool) error {
-	if migrate {
-		return s.migrate(ctx)
-	}
 	migrations, err := Migrations(s.d.name)
 	if err != nil {
 		return err
 	}
-	var applied int
-	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM rr_schema_migrations`).Scan(&applied)
-	if err != nil || applied < len(migrations) {
+	if migrate {
+		if err := s.migrate(ctx); err != nil {
+			return err
+		}
+	}
+	var applied, newest int
+	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(version), 0) FROM rr_schema_migrations`).Scan(&applied, &newest)
+	switch known := migrations[len(migrations)-1].Version; {
+	case err != nil && migrate:
+		return fmt.Errorf("read rr_schema_migrations: %w", err)
+	case newest > known:
+		return fmt.Errorf("the schema is at migration %d, newer than this rr knows (its last is %d): a newer build of github.com/rr-sql/sqljobs migrated this database; run rr built with that version or a later one (schemas are not migrated down)",
+			newest, known)
+	case !migrate && (err != nil || applied < len(migrations)):
 		return fmt.Errorf("migrate is off and the schema lacks migrations (%d of %d applied): apply schema/%s.sql of github.com/rr-sql/sqljobs at the version rr was built with (what `rr schema %s` prints), or set migrate: true",
 			applied, len(migrations), s.d.name, s.d.name)
 	}

@@ -188,23 +188,54 @@ func (d schemaTestDB) open(t *testing.T) *sql.DB {
 
 func (d schemaTestDB) openStore(t *testing.T, migrate bool) Store {
 	t.Helper()
-	var (
-		s   Store
-		err error
-	)
-	switch d.dialect {
-	case "sqlite":
-		s, err = OpenSQLite(ctx, SQLiteOptions{Path: d.dsn, Synchronous: "normal", BusyTimeout: 5 * time.Second, SkipMigrations: !migrate})
-	case "postgres":
-		s, err = OpenPostgres(ctx, ServerOptions{DSN: d.dsn, MaxOpenConns: 4, Migrate: migrate})
-	case "mysql":
-		s, err = OpenMySQL(ctx, ServerOptions{DSN: d.dsn, MaxOpenConns: 4, Migrate: migrate})
-	}
+	s, err := d.tryOpenStore(migrate)
 	if err != nil {
 		t.Fatalf("open the store (migrate: %v): %v", migrate, err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+func (d schemaTestDB) tryOpenStore(migrate bool) (Store, error) {
+	switch d.dialect {
+	case "sqlite":
+		return OpenSQLite(ctx, SQLiteOptions{Path: d.dsn, Synchronous: "normal", BusyTimeout: 5 * time.Second, SkipMigrations: !migrate})
+	case "postgres":
+		return OpenPostgres(ctx, ServerOptions{DSN: d.dsn, MaxOpenConns: 4, Migrate: migrate})
+	default:
+		return OpenMySQL(ctx, ServerOptions{DSN: d.dsn, MaxOpenConns: 4, Migrate: migrate})
+	}
+}
+
+// TestANewerSchemaStopsTheStart: a database that a newer build migrated (it records a migration
+// this build does not have) is refused at start, with migrate on and off, before anything is
+// read or written under rules this build does not know.
+func TestANewerSchemaStopsTheStart(t *testing.T) {
+	for _, dialect := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			d := schemaTestDatabase(t, dialect)
+			_ = d.openStore(t, true).Close()
+			migrations, err := Migrations(dialect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			known := migrations[len(migrations)-1].Version
+			if _, err := d.open(t).ExecContext(ctx, `INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (9001, '9001_from_a_newer_build.sql', 0)`); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("the schema is at migration 9001, newer than this rr knows (its last is %d)", known)
+			for _, migrate := range []bool{true, false} {
+				s, err := d.tryOpenStore(migrate)
+				if err == nil {
+					_ = s.Close()
+					t.Fatalf("migrate %v: a schema at migration 9001 was accepted by a build that knows up to %d", migrate, known)
+				}
+				if !strings.Contains(err.Error(), want) {
+					t.Fatalf("migrate %v: err = %v, want it to say %q", migrate, err, want)
+				}
+			}
+		})
+	}
 }
 
 type appliedVersion struct {
