@@ -33,9 +33,9 @@ type Connection struct {
 	// DSN is a file path for SQLite, a URL or key=value string for PostgreSQL, a go-sql-driver DSN for MySQL.
 	DSN          string
 	MaxOpenConns int
-	// Synchronous is SQLite's durability: "full" (a push survives power loss; the answers to claims
-	// commit without a flush of their own, see store.sqliteUnflushed), "normal" (survives a process
-	// crash; faster), "off".
+	// Synchronous is SQLite's durability: "full" (a push survives power loss; claims and their
+	// answers commit without a flush of their own, see store.sqliteUnflushed), "normal" (survives a
+	// process crash; faster), "off".
 	Synchronous string
 	BusyTimeout time.Duration
 	// HeartbeatInterval is how often this node proves it is alive; NodeTTL is how long after its last

@@ -190,10 +190,11 @@ func TestMarksOutliveARestart(t *testing.T) {
 	exact(t, s, "after the sweep", "q")
 }
 
-// TestAnswersLeaveTheWriterFlushing: on SQLite at synchronous=full, an ack batch commits without a
-// flush of its own (sqliteUnflushed), and every other write still flushes: while answers and
-// pushes run side by side, whatever holds the write connection outside an answer finds it at FULL.
-func TestAnswersLeaveTheWriterFlushing(t *testing.T) {
+// TestClaimsAndAnswersLeaveTheWriterFlushing: on SQLite at synchronous=full, claims (plain and
+// group claims) and ack batches commit without a flush of their own (sqliteUnflushed), and every
+// other write still flushes: while they run beside other write transactions, whatever holds the
+// write connection outside them finds it at FULL.
+func TestClaimsAndAnswersLeaveTheWriterFlushing(t *testing.T) {
 	s, err := OpenSQLite(context.Background(), SQLiteOptions{Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "full", BusyTimeout: 5 * time.Second, MaxReadConns: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -217,17 +218,28 @@ func TestAnswersLeaveTheWriterFlushing(t *testing.T) {
 		return n
 	}
 	const full = 2
+	// Half the claims are plain, half are group claims (queue g, four groups).
 	jobs := make([]NewJob, 2000)
 	for i := range jobs {
 		jobs[i] = NewJob{JobID: fmt.Sprint(i), Queue: "q", Name: "Job", Payload: []byte("{}"), Priority: 10}
+		if i%2 == 1 {
+			jobs[i].Queue, jobs[i].Grouped, jobs[i].Group = "g", true, fmt.Sprint("group-", i%8)
+		}
 	}
 	if _, err := s.InsertBatch(ctx, jobs); err != nil {
 		t.Fatal(err)
 	}
 	answers := make(chan error, 1)
 	go func() {
-		for range 40 {
-			got, err := s.Claim(ctx, ClaimRequest{Queue: "q", Node: "n", Limit: 50, Lease: time.Minute})
+		for i := range 40 {
+			claim := ClaimRequest{Queue: "q", Node: "n", Limit: 50, Lease: time.Minute}
+			if i%2 == 1 {
+				claim.Queue, claim.Groups = "g", true
+			}
+			got, err := s.Claim(ctx, claim)
+			if err == nil && len(got) != 50 {
+				err = fmt.Errorf("claim %d of queue %s got %d jobs, want 50", i, claim.Queue, len(got))
+			}
 			if err == nil {
 				_, err = s.Write(ctx, Batch{Acks: fencesOf(got)})
 			}
@@ -247,8 +259,10 @@ func TestAnswersLeaveTheWriterFlushing(t *testing.T) {
 			if got := level(); got != full {
 				t.Fatalf("synchronous %d after the answers, want %d (FULL)", got, full)
 			}
-			if c, err := s.Counts(ctx, "q"); err != nil || c.Ready != 0 || c.Reserved != 0 {
-				t.Fatalf("counts %+v, %v after acking every job", c, err)
+			for _, queue := range []string{"q", "g"} {
+				if c, err := s.Counts(ctx, queue); err != nil || c.Ready != 0 || c.Reserved != 0 {
+					t.Fatalf("queue %s: counts %+v, %v after acking every job", queue, c, err)
+				}
 			}
 			t.Logf("%d checks beside the answers", checked)
 			return

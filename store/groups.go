@@ -91,10 +91,12 @@ func (s *sqlStore) groupClaim(ctx context.Context, c claimArgs) ([]Job, error) {
 	var out []Job
 	err := retryConflicts(ctx, func() error {
 		out = nil
-		tx, err := s.begin(ctx)
+		// Without a flush of its own on SQLite, as the other claims (see sqliteClaim).
+		tx, end, err := s.beginMaybeUnflushed(ctx, true)
 		if err != nil {
 			return err
 		}
+		defer end()
 		defer func() { _ = tx.Rollback() }()
 		if s.d.groupClaimSetup != "" {
 			if _, err := s.exec(ctx, tx, s.d.groupClaimSetup); err != nil {

@@ -87,29 +87,44 @@ func sqliteClaimHeads(ctx context.Context, s *sqlStore, tx *sql.Tx, c claimArgs,
 }
 
 // sqliteClaim runs the claim prepared: SQLite would otherwise parse and plan it on every claim.
+// At `synchronous: full` it commits without a flush of its own, like the answers (see
+// sqliteUnflushed): a claim that a power loss undoes leaves its jobs waiting, to be claimed and
+// delivered again, which at-least-once allows; the acks that followed it are undone with it.
 func sqliteClaim(ctx context.Context, s *sqlStore, c claimArgs) ([]Job, error) {
-	claim, err := s.prepared(ctx, s.w, sqliteClaimSQL)
+	claim, err := s.prepared(ctx, s.w, sqliteClaimSQL) // before begin: the one write connection is the transaction's
 	if err != nil {
 		return nil, err
 	}
+	tx, end, err := s.beginMaybeUnflushed(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	defer func() { _ = tx.Rollback() }()
 	run, err := s.writeCtx(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := claim.query(run, c.node, c.token, c.leaseMs, c.queue, c.limit)
+	bound := tx.StmtContext(run, claim.Stmt)
+	defer bound.Close()
+	rows, err := bound.QueryContext(run, claim.args([]any{c.node, c.token, c.leaseMs, c.queue, c.limit})...)
 	if err != nil {
 		return nil, err
 	}
-	return scanClaimed(rows, c.token)
+	jobs, err := scanClaimed(rows, c.token)
+	if err != nil {
+		return nil, err
+	}
+	return jobs, tx.Commit()
 }
 
 // sqliteUnflushed begins write transactions whose commit does not wait for the disk: the write
 // connection, held for the transaction, runs it at `synchronous = NORMAL`, then goes back to FULL.
 // In WAL mode such a commit is atomic and survives rr crashing; only a power loss can undo it,
 // and only until the next flushed commit (which flushes the whole WAL, the frames before its own
-// included) or checkpoint. For the answers to claims (acks, delivery marks): an ack undone
-// delivers its job again, which at-least-once allows, and each answer batch no longer pays a
-// flush (on a VM, a flush costs CPU as well as time). Pushes still wait for theirs.
+// included) or checkpoint. For claims and their answers (acks, delivery marks): a claim or an ack
+// undone delivers its job again, which at-least-once allows, and each claim and answer batch no
+// longer pays a flush (on a VM, a flush costs CPU as well as time). Pushes still wait for theirs.
 func sqliteUnflushed(s *sqlStore) func(ctx context.Context) (*sql.Tx, func(), error) {
 	return func(ctx context.Context) (*sql.Tx, func(), error) {
 		run, err := s.writeCtx(ctx)
