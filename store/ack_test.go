@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -270,6 +271,27 @@ func TestClaimsAndAnswersLeaveTheWriterFlushing(t *testing.T) {
 		}
 		if got := level(); got != full {
 			t.Fatalf("a write transaction found synchronous %d beside the answers, want %d (FULL)", got, full)
+		}
+	}
+}
+
+// TestTheWriterKeepsALargerPageCache: the write connection, which does every claim, mark and sweep,
+// has writerCacheKiB of page cache; the readers keep SQLite's default.
+func TestTheWriterKeepsALargerPageCache(t *testing.T) {
+	s, err := OpenSQLite(context.Background(), SQLiteOptions{Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "full", BusyTimeout: 5 * time.Second, MaxReadConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := s.(*sqlStore)
+	for _, c := range []struct {
+		name string
+		db   *sql.DB
+		want int
+	}{{"writer", st.w, -writerCacheKiB}, {"reader", st.r, -2000}} {
+		var got int
+		if err := c.db.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&got); err != nil || got != c.want {
+			t.Errorf("%s: cache_size %d, %v; want %d", c.name, got, err, c.want)
 		}
 	}
 }

@@ -155,6 +155,10 @@ func sqliteUnflushed(s *sqlStore) func(ctx context.Context) (*sql.Tx, func(), er
 	}
 }
 
+// writerCacheKiB is the write connection's page cache (SQLite's default is 2,000 KiB): filled only
+// as far as the database's size, at most 32 MB more of rr's memory.
+const writerCacheKiB = 32_000
+
 // OpenSQLite opens (creating if needed) an SQLite file in WAL mode and applies the migrations.
 func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
 	if dir := filepath.Dir(o.Path); dir != "" {
@@ -179,7 +183,12 @@ func OpenSQLite(ctx context.Context, o SQLiteOptions) (Store, error) {
 	q.Set("_txlock", "immediate")
 	dsn := o.Path + "?" + q.Encode()
 
-	w, err := sql.Open("sqlite", dsn)
+	// The writer keeps its page cache from one transaction to the next (no other connection of
+	// this process writes), and it does every claim, mark and sweep: with SQLite's default 2 MB it
+	// read the random pages of the job-id index back from the OS again and again once a backlog
+	// outgrew a few thousand jobs. Readers keep the default: each commit of the writer empties
+	// their caches anyway.
+	w, err := sql.Open("sqlite", dsn+"&"+url.Values{"_pragma": {fmt.Sprintf("cache_size(-%d)", writerCacheKiB)}}.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite file %s: %w", o.Path, err)
 	}
