@@ -291,10 +291,6 @@ func (st *stmt) exec(ctx context.Context, args ...any) (sql.Result, error) {
 	return st.ExecContext(ctx, st.args(args)...)
 }
 
-func (st *stmt) query(ctx context.Context, args ...any) (*sql.Rows, error) {
-	return st.QueryContext(ctx, st.args(args)...)
-}
-
 // stmtKey is a statement as written and the pool it is prepared on.
 type stmtKey struct {
 	db    *sql.DB
