@@ -114,7 +114,7 @@ const (
 	sweepChunk = 5000
 	// sweepAfter is how many marks an ack batch may leave before it sweeps them: each page of the
 	// job id index is then written about once per sweep instead of once per ack batch.
-	sweepAfter = 2000
+	sweepAfter = 5000
 )
 
 // sweepAcked deletes up to sweepChunk marked rows, found through the partial index rr_jobs_acked
