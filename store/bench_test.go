@@ -154,6 +154,91 @@ func BenchmarkClaimAndAckJobIDs(b *testing.B) {
 	}
 }
 
+// BenchmarkPushDuringDrain times single pushes to one queue while a drain of 60,000 jobs runs on
+// another, with a backlog of 0 or 1M more waiting behind them: claims of 500, acks of 100, UUID
+// job ids as the PHP client gives them. The pushes, one every 2 ms, wait for whatever holds the
+// writer then (on SQLite a claim, an ack batch and the sweep it may run). It reports the pushes'
+// p50, p99 and max, and the claims' and ack batches' own times, in milliseconds; one op is one
+// whole drain.
+func BenchmarkPushDuringDrain(b *testing.B) {
+	const drain = 60_000
+	for _, backlog := range []int{0, 1_000_000} {
+		b.Run(fmt.Sprintf("backlog-%d", backlog), func(b *testing.B) {
+			forEachBackendB(b, func(b *testing.B, s Store) {
+				for b.Loop() {
+					b.StopTimer()
+					jobs := make([]NewJob, 0, 1000)
+					for range (drain + backlog) / cap(jobs) {
+						jobs = jobs[:0]
+						for range cap(jobs) {
+							jobs = append(jobs, NewJob{JobID: uuid.NewString(), Queue: "drain", Name: "Job", Payload: []byte(`{"action":"ack"}`), Priority: 10})
+						}
+						if _, err := s.InsertBatch(ctx, jobs); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+					claims, acks, pushes := pushDuringDrain(b, s, drain)
+					for name, took := range map[string][]time.Duration{"push": pushes, "claim": claims, "ack": acks} {
+						slices.Sort(took)
+						ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+						b.ReportMetric(ms(took[len(took)/2]), name+"-p50-ms")
+						b.ReportMetric(ms(took[len(took)*99/100]), name+"-p99-ms")
+						b.ReportMetric(ms(took[len(took)-1]), name+"-max-ms")
+					}
+				}
+			})
+		})
+	}
+}
+
+// pushDuringDrain claims and acks n jobs of queue drain while it pushes to queue push every 2 ms,
+// and returns how long each claim, ack batch and push took.
+func pushDuringDrain(b *testing.B, s Store, n int) (claims, acks, pushes []time.Duration) {
+	drained := make(chan error, 1)
+	go func() {
+		for done := 0; done < n; {
+			start := time.Now()
+			got, err := s.Claim(ctx, ClaimRequest{Queue: "drain", Node: "n", Limit: min(500, n-done), Lease: time.Minute})
+			claims = append(claims, time.Since(start))
+			if err == nil && len(got) == 0 {
+				err = fmt.Errorf("the queue ran dry after %d of %d jobs", done, n)
+			}
+			if err != nil {
+				drained <- err
+				return
+			}
+			for batch := range slices.Chunk(got, 100) {
+				start := time.Now()
+				if _, err := s.Write(ctx, Batch{Acks: fencesOf(batch)}); err != nil {
+					drained <- err
+					return
+				}
+				acks = append(acks, time.Since(start))
+			}
+			done += len(got)
+		}
+		drained <- nil
+	}()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-drained:
+			if err != nil {
+				b.Fatal(err)
+			}
+			return claims, acks, pushes
+		case <-tick.C:
+			start := time.Now()
+			if _, err := s.Insert(ctx, NewJob{JobID: uuid.NewString(), Queue: "push", Name: "Job", Payload: []byte(`{}`)}); err != nil {
+				b.Fatal(err)
+			}
+			pushes = append(pushes, time.Since(start))
+		}
+	}
+}
+
 // BenchmarkGroupClaim claims batches of 50 (a pipeline's default refill) from a grouped backlog
 // and acks them: one op is one claim. The backlog is written straight into the table, its groups
 // interleaved; sizes are ready jobs and groups.
