@@ -120,6 +120,8 @@ func TestAcksAreSweptWhereMarked(t *testing.T) {
 				t.Fatalf("acked %d, %v; want %d", acked, err, n)
 			}
 		}
+		// The sweep deletes its marks in many transactions, beginning with the smallest.
+		s.(*sqlStore).sweepRows.Store(sweepRowsMin)
 		ack(sweepAfter - 1)
 		want := int64(len(jobs))
 		if !marks {
@@ -142,6 +144,28 @@ func TestAcksAreSweptWhereMarked(t *testing.T) {
 		}
 		exact(t, s, "after the sweep", "q")
 	})
+}
+
+// TestASweepTransactionFitsItsHold: the rows of the next sweep transaction are what the last one's
+// pace fits in sweepHold, within their bounds.
+func TestASweepTransactionFitsItsHold(t *testing.T) {
+	for _, c := range []struct {
+		rows int64
+		took time.Duration
+		want int64
+	}{
+		{5000, 5 * sweepHold, 1000},             // 5,000 rows took 50 ms: 1,000 fit in 10
+		{1000, 2 * sweepHold, 500},              // slower: fewer
+		{1000, sweepHold / 10, 5000},            // faster: at most sweepRowsMax
+		{5000, 250 * sweepHold, 100},            // a large table: at least sweepRowsMin
+		{0, sweepHold, sweepRowsMax},            // nothing to tell the pace by
+		{1000, 0, sweepRowsMax},                 // no time measured
+		{sweepRowsMin, sweepHold, sweepRowsMin}, // the pace holds
+	} {
+		if got := sweepRowsFor(c.rows, c.took); got != c.want {
+			t.Errorf("sweepRowsFor(%d, %v) = %d, want %d", c.rows, c.took, got, c.want)
+		}
+	}
 }
 
 // TestMarksOutliveARestart: the acks a stopped rr marked on SQLite stay invisible and counted off

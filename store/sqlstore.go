@@ -110,17 +110,34 @@ type dialect struct {
 const (
 	deleteAcked = `DELETE FROM rr_jobs WHERE `
 	markAcked   = `UPDATE rr_jobs SET reserved_by = '', claim_token = NULL, lease_until = NULL, unique_key = NULL WHERE `
-	// sweepChunk bounds the rows one statement of a sweep deletes: the writer is held for that long.
-	sweepChunk = 5000
 	// sweepAfter is how many marks an ack batch may leave before it sweeps them: each page of the
 	// job id index is then written about once per sweep instead of once per ack batch.
 	sweepAfter = 5000
+	// sweepHold is how long one transaction of a sweep should hold the writer: pushes and claims
+	// wait behind it. A sweep deletes its marks in as many transactions as that takes. 50 ms keeps
+	// a small table's sweep whole (5,000 marks beside 60,000 jobs took 40-60 ms, and splitting it
+	// rewrites the index pages its parts share) and halves a large table's.
+	sweepHold = 50 * time.Millisecond
+	// sweepRowsMin and sweepRowsMax bound the rows of one sweep transaction; the store's first
+	// sweep starts at sweepRowsFirst.
+	sweepRowsMin, sweepRowsFirst, sweepRowsMax = 100, 1000, sweepAfter
 )
 
-// sweepAcked deletes up to sweepChunk marked rows, found through the partial index rr_jobs_acked
-// (named: without it the planner walks every held job's entry in rr_jobs_reserved).
-var sweepAcked = `DELETE FROM rr_jobs WHERE id IN (
-	SELECT id FROM rr_jobs INDEXED BY rr_jobs_acked WHERE reserved_by = '' LIMIT ` + strconv.Itoa(sweepChunk) + `)`
+// sweepAcked deletes up to ? marked rows, found through the partial index rr_jobs_acked (named:
+// without it the planner walks every held job's entry in rr_jobs_reserved).
+const sweepAcked = `DELETE FROM rr_jobs WHERE id IN (
+	SELECT id FROM rr_jobs INDEXED BY rr_jobs_acked WHERE reserved_by = '' LIMIT ?)`
+
+// sweepRowsFor is how many rows the next sweep transaction deletes, from the last one's pace: what
+// fits in sweepHold. A row's delete costs more the larger the table (with random job ids it writes
+// a page of the job id index that fewer other marks share): the 5,000 marks of a sweep took
+// 40-60 ms in one transaction beside 60,000 jobs, 220-270 ms beside 1,000,000.
+func sweepRowsFor(rows int64, took time.Duration) int64 {
+	if rows <= 0 || took <= 0 {
+		return sweepRowsMax
+	}
+	return min(max(int64(sweepHold)*rows/int64(took), sweepRowsMin), sweepRowsMax)
+}
 
 // renderings of `{held}` and `{live}` (see dialect.ackMarks).
 const (
@@ -149,6 +166,8 @@ type sqlStore struct {
 	// since the store opened, so no mark a previous process left remains.
 	unswept atomic.Int64
 	swept   atomic.Bool
+	// sweepRows is how many rows the next sweep transaction deletes (see sweepRowsFor).
+	sweepRows atomic.Int64
 	// beginUnflushed starts a write transaction whose commit does not wait for the disk, and end
 	// gives its connection back (nil: every commit waits as the connection's settings say). See
 	// sqliteUnflushed.
@@ -784,7 +803,8 @@ func (s *sqlStore) Write(ctx context.Context, b Batch) (int64, error) {
 	return counts[0], nil
 }
 
-// SweepAcked deletes the rows that acks marked (dialect.ackMarks), sweepChunk per statement.
+// SweepAcked deletes the rows that acks marked (dialect.ackMarks), in transactions of what
+// sweepRowsFor allows, so that pushes and claims get the writer in between.
 func (s *sqlStore) SweepAcked(ctx context.Context) (int64, error) {
 	if !s.d.ackMarks {
 		return 0, nil
@@ -798,43 +818,50 @@ func (s *sqlStore) SweepAcked(ctx context.Context) (int64, error) {
 	s.unswept.Store(0)
 	var swept int64
 	for {
-		n, err := s.sweepOnce(ctx)
+		limit := s.sweepRows.Load()
+		if limit == 0 {
+			limit = sweepRowsFirst
+		}
+		n, took, err := s.sweepOnce(ctx, limit)
 		if err != nil {
 			return swept, fmt.Errorf("delete acked jobs: %w", err)
 		}
 		swept += n
-		if n < sweepChunk {
+		if n < limit {
 			s.swept.Store(true)
 			return swept, nil
 		}
+		s.sweepRows.Store(sweepRowsFor(n, took)) // a full transaction: its pace is the table's
 	}
 }
 
 // sweepOnce runs sweepAcked once, without a flush of its own: a power loss that undoes it
 // leaves the marks for the next sweep.
-func (s *sqlStore) sweepOnce(ctx context.Context) (int64, error) {
+func (s *sqlStore) sweepOnce(ctx context.Context, limit int64) (n int64, took time.Duration, err error) {
 	sweep, err := s.prepared(ctx, s.w, sweepAcked) // before begin: SQLite's one write connection is the transaction's
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	tx, end, err := s.beginMaybeUnflushed(ctx, true)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer end()
 	defer func() { _ = tx.Rollback() }()
+	start := time.Now() // the writer is the sweep's from here: how long it held it
 	run, err := s.writeCtx(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	bound := tx.StmtContext(ctx, sweep.Stmt)
 	defer bound.Close()
-	res, err := bound.ExecContext(run)
+	res, err := bound.ExecContext(run, limit)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	n, _ := res.RowsAffected()
-	return n, tx.Commit()
+	n, _ = res.RowsAffected()
+	err = tx.Commit()
+	return n, time.Since(start), err
 }
 
 func (s *sqlStore) Extend(ctx context.Context, fences []Fence, lease time.Duration) (int64, error) {
