@@ -2,7 +2,7 @@
 -- Regenerate with `go generate ./store` (or `make schema`) after adding a migration.
 -- Apply to an empty database: sqlite3 -bail jobs.db < schema/sqlite.sql
 
--- The sql jobs driver's schema for sqlite: migrations 0001 to 0016, each followed by the row that
+-- The sql jobs driver's schema for sqlite: migrations 0001 to 0017, each followed by the row that
 -- records it in rr_schema_migrations, as the driver applies them with `migrate: true`.
 
 CREATE TABLE IF NOT EXISTS rr_schema_migrations (
@@ -335,4 +335,16 @@ INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (15, '0015_a
 DROP INDEX rr_jobs_reserved;
 CREATE INDEX rr_jobs_reserved ON rr_jobs (queue, reserved_by) WHERE reserved_by > '';
 INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (16, '0016_reserved_index_without_marks.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+
+-- 0017_job_id_index_by_its_end.sql
+-- rr_jobs' job id index holds the ids' last 12 characters instead of (queue, job_id). The PHP
+-- client's ids are random UUIDs, so every push and every sweep wrote a random page of this index;
+-- entries of a 36-character id and its queue filled 2.5 times the pages these do, and beside
+-- 1M jobs they no longer fit the writer's page cache. The last characters of a UUID are random
+-- (those of an id that counts up differ too), so ids seldom share a key; Find and Cancel match
+-- the key for the index, then the queue and the whole id (see dialect.jobKey). rr_failed_jobs
+-- keeps (queue, job_id): its rows are not written per job.
+DROP INDEX IF EXISTS rr_jobs_job_id;
+CREATE INDEX rr_jobs_job_id ON rr_jobs (substr(job_id, -12));
+INSERT INTO rr_schema_migrations (version, name, applied_at) VALUES (17, '0017_job_id_index_by_its_end.sql', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 

@@ -6,22 +6,25 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Find and Cancel: a job looked up by the id its pusher gave it (Task::getId() in PHP), through
-// the (queue, job_id) indexes of rr_jobs and rr_failed_jobs (migration 0009, 0010 on MySQL).
+// the job id indexes of rr_jobs and rr_failed_jobs (migration 0009, 0010 on MySQL; on SQLite
+// rr_jobs' holds the ids' last characters, migration 0017: see dialect.jobKey).
 // Nothing makes a job id unique: a pusher may reuse one, so an id can match several jobs, and
 // each is reported.
 
 // findSQL reads the jobs of a queue with the listed ids from both tables in one statement, so a
 // job failing meanwhile is seen in one place or the other, never in both or neither. `%[1]s` is
-// the list of placeholders. Arguments: queue, ids, queue, ids. Columns: failed (0 or 1), row id,
+// the list of placeholders, `%[2]s` the condition on rr_jobs' ids (jobIDIn). Arguments: queue, the
+// condition's, queue, ids. Columns: failed (0 or 1), row id,
 // job_id, name, headers, attempts, available_at, due (1 if available_at has passed), reserved_by,
 // delivered (0 or 1), error, failed_at.
 const findSQL = `SELECT 0, id, job_id, name, headers, attempts, available_at,
 		CASE WHEN available_at <= {now} THEN 1 ELSE 0 END, reserved_by,
 		CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END, NULL, NULL
-	FROM rr_jobs WHERE queue = ? AND job_id IN (%[1]s) AND {live}
+	FROM rr_jobs WHERE queue = ? AND %[2]s AND {live}
 	UNION ALL
 	SELECT 1, id, job_id, name, headers, attempts, NULL, 0, NULL, 0, error, failed_at
 	FROM rr_failed_jobs WHERE queue = ? AND job_id IN (%[1]s)`
@@ -30,9 +33,23 @@ const findSQL = `SELECT 0, id, job_id, name, headers, attempts, available_at,
 // PostgreSQL, as acks do (InnoDB locks them as it reads the job id index; a deadlock with an ack
 // there rolls the cancel back, and it runs again). A claim that took a row first has committed when the lock is
 // granted, and the row reads reserved; a claim that comes later skips the locked row (SKIP
-// LOCKED). Either way the claim wins or the cancel does, cleanly. `%[1]s` is the list of
-// placeholders, `%[2]s` the dialect's locking clause. Arguments: queue, ids.
-const cancelPickSQL = `SELECT id, job_id, reserved_by FROM rr_jobs WHERE queue = ? AND job_id IN (%[1]s) AND {live} ORDER BY id%[2]s`
+// LOCKED). Either way the claim wins or the cancel does, cleanly. `%[1]s` is the condition on the
+// ids (jobIDIn), `%[2]s` the dialect's locking clause. Arguments: queue, the condition's.
+const cancelPickSQL = `SELECT id, job_id, reserved_by FROM rr_jobs WHERE queue = ? AND %[1]s AND {live} ORDER BY id%[2]s`
+
+// jobIDIn is the condition on rr_jobs' job ids for Find and Cancel, and its arguments. Where the
+// job id index holds a key of the id (dialect.jobKey), the keys are matched too, for the index.
+func (s *sqlStore) jobIDIn(ids []string) (string, []any) {
+	in, args := "job_id IN ("+marks(len(ids))+")", anySlice(ids)
+	if s.d.jobKey == nil {
+		return in, args
+	}
+	keys := make([]string, len(ids))
+	for i := range keys {
+		keys[i] = s.d.jobKey("?")
+	}
+	return s.d.jobKey("job_id") + " IN (" + strings.Join(keys, ", ") + ") AND " + in, append(slices.Clone(args), args...)
+}
 
 // cancelDeleteSQL deletes the picked waiting rows. They are locked, so the condition on
 // reserved_by changes nothing; it is there so that this statement can never delete a job at a
@@ -86,8 +103,8 @@ type foundRow struct {
 }
 
 func (s *sqlStore) find(ctx context.Context, queue string, ids []string) ([]FoundJob, error) {
-	args := append(append(append([]any{queue}, anySlice(ids)...), queue), anySlice(ids)...)
-	rows, err := s.query(ctx, s.r, fmt.Sprintf(findSQL, marks(len(ids))), args...)
+	query, args := s.findQuery(queue, ids)
+	rows, err := s.query(ctx, s.r, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +152,18 @@ func (s *sqlStore) find(ctx context.Context, queue string, ids []string) ([]Foun
 		out[i] = f.FoundJob
 	}
 	return out, nil
+}
+
+// findQuery is findSQL for ids, with its arguments.
+func (s *sqlStore) findQuery(queue string, ids []string) (string, []any) {
+	cond, condArgs := s.jobIDIn(ids)
+	return fmt.Sprintf(findSQL, marks(len(ids)), cond), append(append(append([]any{queue}, condArgs...), queue), anySlice(ids)...)
+}
+
+// cancelPickQuery is cancelPickSQL for ids, with its arguments.
+func (s *sqlStore) cancelPickQuery(queue string, ids []string) (string, []any) {
+	cond, condArgs := s.jobIDIn(ids)
+	return fmt.Sprintf(cancelPickSQL, cond, s.d.forUpdate), append([]any{queue}, condArgs...)
 }
 
 func cmpBool(a, b bool) int {
@@ -188,7 +217,8 @@ func (s *sqlStore) cancel(ctx context.Context, queue string, ids []string) ([]Ca
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	rows, err := s.query(ctx, tx, fmt.Sprintf(cancelPickSQL, marks(len(ids)), s.d.forUpdate), append([]any{queue}, anySlice(ids)...)...)
+	pick, pickArgs := s.cancelPickQuery(queue, ids)
+	rows, err := s.query(ctx, tx, pick, pickArgs...)
 	if err != nil {
 		return nil, err
 	}
@@ -248,11 +278,12 @@ func (s *sqlStore) ExplainFind(ctx context.Context, queue string, ids []string) 
 		}
 		return planText(rows)
 	}
-	in := anySlice(ids)
-	if find, err = explain(fmt.Sprintf(findSQL, marks(len(ids))), append(append(append([]any{queue}, in...), queue), in...)...); err != nil {
+	findQuery, findArgs := s.findQuery(queue, ids)
+	if find, err = explain(findQuery, findArgs...); err != nil {
 		return "", "", "", fmt.Errorf("explain find: %w", err)
 	}
-	if pick, err = explain(fmt.Sprintf(cancelPickSQL, marks(len(ids)), s.d.forUpdate), append([]any{queue}, in...)...); err != nil {
+	pickQuery, pickArgs := s.cancelPickQuery(queue, ids)
+	if pick, err = explain(pickQuery, pickArgs...); err != nil {
 		return "", "", "", fmt.Errorf("explain cancel: %w", err)
 	}
 	rowIDs := []any{int64(1), int64(2), int64(3)}

@@ -330,3 +330,46 @@ func TestFindAndCancelPlansUseTheJobIDIndex(t *testing.T) {
 		}
 	})
 }
+
+// TestFindAndCancelTellApartIDsThatEndAlike: on SQLite the job id index holds the ids' last 12
+// characters; ids that share them (and ids shorter than that) are still found, and cancelled,
+// only by their whole id and in their own queue.
+func TestFindAndCancelTellApartIDsThatEndAlike(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		const end = "-0123456789ab" // 13 characters: the key of both is "0123456789ab"
+		mustInsert(t, s, NewJob{JobID: "first" + end})
+		mustInsert(t, s, NewJob{JobID: "second" + end})
+		mustInsert(t, s, NewJob{JobID: "first" + end, Queue: "other"})
+		mustInsert(t, s, NewJob{JobID: "short"})
+		mustInsert(t, s, NewJob{JobID: "xshort"})
+		for _, id := range []string{"first" + end, "second" + end, "short", "xshort"} {
+			jobs, err := s.Find(ctx, "q", []string{id, "nope" + end})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(jobs) != 1 || jobs[0].JobID != id {
+				t.Fatalf("Find(q, %s) = %+v, want that job alone", id, jobs)
+			}
+		}
+		done, err := s.Cancel(ctx, "q", []string{"second" + end, "short"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(done) != 2 || !done[0].Cancelled || done[0].JobID != "second"+end || !done[1].Cancelled || done[1].JobID != "short" {
+			t.Fatalf("Cancel = %+v, want second%s and short cancelled", done, end)
+		}
+		for queue, want := range map[string][]string{"q": {"first" + end, "xshort"}, "other": {"first" + end}} {
+			jobs, err := s.Find(ctx, queue, []string{"first" + end, "second" + end, "short", "xshort"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var have []string
+			for _, j := range jobs {
+				have = append(have, j.JobID)
+			}
+			if !slices.Equal(have, want) {
+				t.Fatalf("after the cancel, Find(%s) = %v, want %v", queue, have, want)
+			}
+		}
+	})
+}

@@ -46,7 +46,9 @@ var sqliteDialect = dialect{name: "sqlite", claim: sqliteClaim, claimSQL: sqlite
 	uninterrupted: true,
 	// The pusher's ids are random: a delete per ack would write a random page of the job id index
 	// per job (migration 0015).
-	ackMarks: true}
+	ackMarks: true,
+	// The job id index holds the ids' last 12 characters (migration 0017).
+	jobKey: func(id string) string { return "substr(" + id + ", -12)" }}
 
 // onConflictUniqueKey ends the insert of a job on SQLite and PostgreSQL: a job whose key its queue
 // holds is not written; any other conflict (none is expected) is still an error.

@@ -96,6 +96,9 @@ type dialect struct {
 	// uninterrupted: a write statement checks its context before it runs and is not interrupted
 	// by a cancel while it runs (see writeCtx; SQLite).
 	uninterrupted bool
+	// jobKey is the expression of a job id that rr_jobs' job id index holds, where that is not
+	// (queue, job_id): Find and Cancel match it as well, so that the index serves them (nil: none).
+	jobKey func(id string) string
 	// ackMarks: an ack marks its job's row (markAcked) and SweepAcked deletes the marked rows later,
 	// a few thousand at a time (SQLite, migration 0015: a delete writes a random page of the job id
 	// index per row). Without it an ack deletes the row. A marked row is neither waiting nor held:
