@@ -42,6 +42,7 @@ type settings struct {
 	only                                 *regexp.Regexp // run only the targets whose name it matches
 	profileDir                           string         // rr writes a CPU profile of each run here
 	flush                                time.Duration  // the disk's time to flush a small overwrite (fsync)
+	flushAfterIdle                       time.Duration  // the same after pushIdle idle, as a push's flush starts
 	machine                              string         // CPU model and the database servers' versions
 	prebuilt                             string         // the rr binary given with -rr ("": built from ../cmd/rr)
 	beforeRR                             string         // -before-rr: an older rr measured beside, in monitoring.md and flush.md
@@ -157,13 +158,16 @@ func main() {
 		bin = st.prebuilt
 	}
 	pgDSN, myDSN := os.Getenv("SQLJOBS_POSTGRES_DSN"), os.Getenv("SQLJOBS_MYSQL_DSN")
-	flush, err := flushTime(os.TempDir())
+	flush, err := flushTime(os.TempDir(), 0)
 	if err != nil {
 		fail("measure the disk's flush time: %v", err)
 	}
 	st.flush = flush
+	if st.flushAfterIdle, err = flushTime(os.TempDir(), pushIdle); err != nil {
+		fail("measure the disk's flush time after idle: %v", err)
+	}
 	st.machine = machine(pgDSN, myDSN)
-	fmt.Fprintf(os.Stderr, "== the disk flushes an 8 KiB overwrite in %s (median)\n", flush)
+	fmt.Fprintf(os.Stderr, "== the disk flushes an 8 KiB overwrite in %s (median), %s after %s idle\n", flush, st.flushAfterIdle, pushIdle)
 
 	memory, boltdb, sqliteNormal, backends := defineTargets(pgDSN, myDSN)
 
