@@ -23,19 +23,22 @@ import (
 // fsync per commit), measured as sqlite-full.
 func forEachBackendB(b *testing.B, run func(b *testing.B, s Store)) {
 	all := backends()
-	all["sqlite-full"] = func(t testing.TB) Store {
-		s, err := OpenSQLite(context.Background(), SQLiteOptions{
-			Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "full", BusyTimeout: 5 * time.Second, MaxReadConns: 2,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
+	all["sqlite-full"] = openSQLiteFull
 	for _, name := range slices.Sorted(maps.Keys(all)) {
 		b.Run(name, func(b *testing.B) { run(b, all[name](b)) })
 	}
+}
+
+// openSQLiteFull opens a new SQLite store at the driver's default durability (synchronous: full).
+func openSQLiteFull(t testing.TB) Store {
+	s, err := OpenSQLite(context.Background(), SQLiteOptions{
+		Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "full", BusyTimeout: 5 * time.Second, MaxReadConns: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 func BenchmarkInsert(b *testing.B) {
@@ -465,13 +468,12 @@ func BenchmarkDurableCommitFloor(b *testing.B) {
 			return func() error { _, err := insert.Exec(payload); return err }
 		}},
 		{"driver-insert", func(b *testing.B) func() error {
-			s, err := OpenSQLite(ctx, SQLiteOptions{Path: filepath.Join(b.TempDir(), "jobs.db"), Synchronous: "full", BusyTimeout: 5 * time.Second, MaxReadConns: 2})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = s.Close() })
+			s := openSQLiteFull(b)
+			// A push's context, as the jobs plugin gives it to the driver: with its timeout.
+			push, cancel := context.WithTimeout(ctx, time.Hour)
+			b.Cleanup(cancel)
 			return func() error {
-				_, err := s.Insert(ctx, NewJob{JobID: uuid.NewString(), Queue: "bench", Name: "Job", Payload: payload, Priority: 10})
+				_, err := s.Insert(push, NewJob{JobID: uuid.NewString(), Queue: "bench", Name: "Job", Payload: payload, Priority: 10})
 				return err
 			}
 		}},
