@@ -30,16 +30,7 @@ func forEachBackendB(b *testing.B, run func(b *testing.B, s Store)) {
 }
 
 // openSQLiteFull opens a new SQLite store at the driver's default durability (synchronous: full).
-func openSQLiteFull(t testing.TB) Store {
-	s, err := OpenSQLite(context.Background(), SQLiteOptions{
-		Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "full", BusyTimeout: 5 * time.Second, MaxReadConns: 2,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
+func openSQLiteFull(t testing.TB) Store { return openSQLite(t, "full") }
 
 func BenchmarkInsert(b *testing.B) {
 	forEachBackendB(b, func(b *testing.B, s Store) {

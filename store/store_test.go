@@ -13,20 +13,23 @@ import (
 	"time"
 )
 
+// openSQLite opens a new SQLite store in t's temporary directory at the given synchronous level.
+func openSQLite(t testing.TB, synchronous string) Store {
+	s, err := OpenSQLite(context.Background(), SQLiteOptions{
+		Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: synchronous, BusyTimeout: 5 * time.Second, MaxReadConns: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // backends opens one empty store per database the suite runs on. Every case below runs on each:
 // the behaviour the driver relies on must not depend on the database.
 func backends() map[string]func(t testing.TB) Store {
 	return map[string]func(t testing.TB) Store{
-		"sqlite": func(t testing.TB) Store {
-			s, err := OpenSQLite(context.Background(), SQLiteOptions{
-				Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: "normal", BusyTimeout: 5 * time.Second, MaxReadConns: 2,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			return s
-		},
+		"sqlite": func(t testing.TB) Store { return openSQLite(t, "normal") },
 		"postgres": func(t testing.TB) Store {
 			dsn := serverDSN(t, "SQLJOBS_POSTGRES_DSN")
 			s, err := OpenPostgres(ctx, ServerOptions{DSN: dsn, MaxOpenConns: 8, Migrate: true})
